@@ -1,0 +1,490 @@
+"""The one schema for params.yaml and mlflow.yaml: loaded once, validated once, at the edge.
+
+Every stage loads its configuration through `load_params` / `load_mlflow_config`. Problems are
+collected and reported together, one line each, naming the file and the key path:
+``params.yaml: data.split.validation must be in (0, 1) (got 1.5)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from aistudio.errors import UserError
+
+DOMAINS: tuple[str, ...] = ("code", "creative", "analysis", "summarization")
+
+
+def _open_unit(value: float) -> float:
+    if not 0.0 < value < 1.0:
+        raise ValueError("must be in (0, 1)")
+    return value
+
+
+def _closed_unit(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be in [0, 1]")
+    return value
+
+
+OpenUnit = Annotated[float, AfterValidator(_open_unit)]
+ClosedUnit = Annotated[float, AfterValidator(_closed_unit)]
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+RECORD_FIELDS = ("instruction", "input", "output", "text", "domain", "id")
+
+
+class SourceConfig(Strict):
+    """One input source: a path or glob, its format and how its fields map onto a record."""
+
+    path: str
+    format: Literal["json", "jsonl", "csv", "text"]
+    domain: str | None = None
+    fields: dict[str, str] = Field(default_factory=dict)
+    text_unit: Literal["file", "block"] = "block"
+
+    @model_validator(mode="after")
+    def _mapping_targets_are_record_fields(self) -> SourceConfig:
+        unknown = sorted(set(self.fields) - set(RECORD_FIELDS))
+        if unknown:
+            raise ValueError(f"fields maps unknown record field(s) {unknown}; expected some of {list(RECORD_FIELDS)}")
+        if self.domain is None and "domain" not in self.fields:
+            raise ValueError("needs either domain or fields.domain")
+        return self
+
+
+class QualityConfig(Strict):
+    min_chars: int = Field(20, ge=0)
+    max_chars: int = Field(20_000, gt=0)
+    min_words: int = Field(3, ge=0)
+    max_words: int = Field(4_000, gt=0)
+    repetition_ngram: int = Field(3, ge=1)
+    max_ngram_repetition: ClosedUnit = 0.5
+    max_char_repetition: ClosedUnit = 0.5
+    max_nonprintable_ratio: ClosedUnit = 0.01
+    max_mojibake_ratio: ClosedUnit = 0.01
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> QualityConfig:
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"min_chars ({self.min_chars}) must be <= max_chars ({self.max_chars})")
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words ({self.min_words}) must be <= max_words ({self.max_words})")
+        return self
+
+
+PII_TYPES = ("email", "phone", "credit_card", "ipv4", "ipv6", "ssn", "iban", "secret")
+
+
+class PiiConfig(Strict):
+    enabled: bool = True
+    types: list[Literal["email", "phone", "credit_card", "ipv4", "ipv6", "ssn", "iban", "secret"]] = Field(
+        default_factory=lambda: list(PII_TYPES)
+    )
+
+
+class SafetyConfig(Strict):
+    enabled: bool = True
+    categories: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class DedupConfig(Strict):
+    exact: bool = True
+    near: bool = True
+    threshold: OpenUnit = 0.8
+    num_perm: int = Field(128, ge=16, le=1024)
+    shingle_size: int = Field(5, ge=1)
+
+
+class BalanceConfig(Strict):
+    strategy: Literal["none", "cap", "upsample"] = "cap"
+    target_ratios: dict[str, OpenUnit] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ratios_sum_to_one(self) -> BalanceConfig:
+        if self.target_ratios and abs(sum(self.target_ratios.values()) - 1.0) > 1e-6:
+            raise ValueError(f"target_ratios must sum to 1 (got {sum(self.target_ratios.values()):.4g})")
+        return self
+
+
+class SplitConfig(Strict):
+    validation: OpenUnit = 0.1
+    test: OpenUnit = 0.1
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> SplitConfig:
+        if self.validation + self.test >= 1.0:
+            raise ValueError("validation + test must be < 1 so a training split remains")
+        return self
+
+
+class DataConfig(Strict):
+    sources: list[SourceConfig] = Field(min_length=1)
+    processed_dir: str = "data/processed"
+    domains: list[str] = Field(default_factory=lambda: list(DOMAINS), min_length=1)
+    quality: QualityConfig = QualityConfig()
+    pii: PiiConfig = PiiConfig()
+    safety: SafetyConfig = SafetyConfig()
+    dedup: DedupConfig = DedupConfig()
+    balance: BalanceConfig = BalanceConfig()
+    split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="after")
+    def _domains_known(self) -> DataConfig:
+        problems = [
+            f"sources.{i}.domain '{s.domain}' is not one of data.domains {self.domains}"
+            for i, s in enumerate(self.sources)
+            if s.domain is not None and s.domain not in self.domains
+        ]
+        problems += [
+            f"balance.target_ratios names unknown domain '{d}'"
+            for d in self.balance.target_ratios
+            if d not in self.domains
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+# --- models and training ------------------------------------------------------------------------
+
+
+def _multiple_of_64(value: int) -> int:
+    # bitsandbytes' CPU 4-bit kernels break on hidden sizes that are not multiples of 64.
+    if value % 64:
+        raise ValueError(f"must be a multiple of 64 (got {value})")
+    return value
+
+
+Multiple64 = Annotated[int, Field(gt=0), AfterValidator(_multiple_of_64)]
+
+
+class TinyArchitecture(Strict):
+    """A small random-init architecture, so the pipeline runs offline with the real code path."""
+
+    hidden_size: Multiple64 = 64
+    intermediate_size: Multiple64 = 256
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    max_position_embeddings: int = Field(512, ge=16)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> TinyArchitecture:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
+        return self
+
+
+class TokenizerConfig(Strict):
+    vocab_size: int = Field(4096, ge=300)
+    min_frequency: int = Field(2, ge=1)
+
+
+class HpoRange(Strict):
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HpoRange:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be < high ({self.high})")
+        return self
+
+
+class HpoConfig(Strict):
+    n_trials: int = Field(0, ge=0)
+    max_steps_per_trial: int = Field(20, ge=1)
+    storage: str = "sqlite:///.optuna/hpo.db"
+    search_space: dict[Literal["learning_rate", "weight_decay", "warmup_steps"], HpoRange] = Field(
+        default_factory=dict
+    )
+
+
+class TrainingConfig(Strict):
+    """Trainer settings; one of these drives base training, each domain fine-tune and each adapter."""
+
+    max_length: int = Field(256, ge=16)
+    max_steps: int = Field(100, ge=1)
+    batch_size: int = Field(8, ge=1)
+    eval_batch_size: int = Field(16, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(10, ge=0)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
+    eval_steps: int = Field(25, ge=1)
+    save_steps: int = Field(25, ge=1)
+    save_total_limit: int = Field(2, ge=1)
+    early_stopping_patience: int = Field(0, ge=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    packing: bool = True
+    loss_on_output_only: bool = True
+    max_train_samples: int | None = Field(None, ge=1)
+    max_eval_samples: int | None = Field(200, ge=1)
+    report_to: list[str] = Field(default_factory=lambda: ["mlflow"])
+
+    @model_validator(mode="after")
+    def _checkpoints_line_up(self) -> TrainingConfig:
+        if self.early_stopping_patience and self.save_steps % self.eval_steps:
+            raise ValueError(
+                f"save_steps ({self.save_steps}) must be a multiple of eval_steps ({self.eval_steps}) "
+                "when early stopping restores the best checkpoint"
+            )
+        return self
+
+
+class TrainingOverrides(Strict):
+    """A partial TrainingConfig: only the keys a domain or the LoRA stage changes."""
+
+    max_length: int | None = Field(None, ge=16)
+    max_steps: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    gradient_accumulation_steps: int | None = Field(None, ge=1)
+    learning_rate: float | None = Field(None, gt=0)
+    weight_decay: float | None = Field(None, ge=0)
+    warmup_steps: int | None = Field(None, ge=0)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] | None = None
+    eval_steps: int | None = Field(None, ge=1)
+    save_steps: int | None = Field(None, ge=1)
+    early_stopping_patience: int | None = Field(None, ge=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] | None = None
+    packing: bool | None = None
+    loss_on_output_only: bool | None = None
+    max_train_samples: int | None = Field(None, ge=1)
+
+
+class BaseModelConfig(Strict):
+    """One base model: a hub id / local dir loaded with from_pretrained, or a tiny random init."""
+
+    family: Literal["causal", "seq2seq"]
+    init: Literal["tiny", "pretrained"] = "tiny"
+    name_or_path: str | None = None
+    tokenizer: str | None = None
+    tiny: TinyArchitecture = TinyArchitecture()
+    training: TrainingOverrides = TrainingOverrides()
+
+    @model_validator(mode="after")
+    def _source_given(self) -> BaseModelConfig:
+        if self.init == "pretrained" and not self.name_or_path:
+            raise ValueError("init: pretrained needs name_or_path (a hub id or a local directory)")
+        return self
+
+
+def merge_training(base: TrainingConfig, *overrides: TrainingOverrides) -> TrainingConfig:
+    """base ← overrides, left to right; re-validated so a bad combination is still caught."""
+    merged = base.model_dump()
+    for override in overrides:
+        merged.update(override.model_dump(exclude_none=True))
+    return TrainingConfig.model_validate(merged)
+
+
+class FinetuneConfig(Strict):
+    defaults: TrainingOverrides = TrainingOverrides()
+    domains: dict[str, TrainingOverrides] = Field(default_factory=dict)
+    skip_empty_domains: bool = False
+
+
+class LoraConfig(Strict):
+    r: int = Field(8, gt=0)
+    alpha: float = Field(16, gt=0)
+    dropout: ClosedUnit = 0.05
+    target_modules: list[str] | Literal["family", "all-linear"] = "family"
+    qlora: bool = False
+    training: TrainingOverrides = TrainingOverrides()
+
+
+# --- quantization, evaluation, registry ------------------------------------------------------------
+
+VARIANTS = ("4bit", "8bit", "dynamic")
+
+
+class QuantizationConfig(Strict):
+    variants: list[Literal["4bit", "8bit", "dynamic"]] = Field(default_factory=lambda: list(VARIANTS))
+    compute_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    double_quant: bool = True
+    merged_domains: bool = False
+    latency_prompts: int = Field(8, ge=1)
+    max_new_tokens: int = Field(16, ge=1)
+    perplexity_samples: int = Field(64, ge=1)
+
+
+GATE_METRICS = (
+    "max_perplexity",
+    "min_rouge_l",
+    "min_parse_rate",
+    "max_p95_latency_s",
+    "max_quantized_perplexity_increase",
+    "max_regression_vs_champion",
+)
+
+
+class GatesConfig(Strict):
+    """Thresholds a challenger must meet; any unknown gate name is an error (extra keys are forbidden)."""
+
+    max_perplexity: float = Field(1e9, gt=0)
+    min_rouge_l: ClosedUnit = 0.0
+    min_parse_rate: ClosedUnit = 0.0
+    max_p95_latency_s: float = Field(60.0, gt=0)
+    max_quantized_perplexity_increase: float = Field(0.05, ge=0)
+    max_regression_vs_champion: float = Field(0.05, ge=0)
+
+
+class EvaluationConfig(Strict):
+    max_samples_per_domain: int = Field(16, ge=1)
+    max_new_tokens: int = Field(32, ge=1)
+    batch_size: int = Field(8, ge=1)
+    serving_variant: Literal["4bit", "8bit", "dynamic", "fp32"] = "4bit"
+    fail_on_gate: bool = False
+    gates: GatesConfig = GatesConfig()
+
+
+class Params(Strict):
+    """The whole of params.yaml. Sections are added as stages land."""
+
+    seed: int = 42
+    data: DataConfig
+    models: dict[str, BaseModelConfig] = Field(default_factory=dict)
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    training: TrainingConfig = TrainingConfig()
+    hpo: HpoConfig = HpoConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+    lora: LoraConfig = LoraConfig()
+    quantization: QuantizationConfig = QuantizationConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _cross_section(self) -> Params:
+        problems = [
+            f"finetune.domains.{d} is not one of data.domains {self.data.domains}"
+            for d in self.finetune.domains
+            if d not in self.data.domains
+        ]
+        for name, model in self.models.items():
+            if model.family != "seq2seq":
+                continue
+            layers = {
+                "training": self.training.packing,
+                f"models.{name}.training": model.training.packing,
+                "finetune.defaults": self.finetune.defaults.packing,
+                "lora.training": self.lora.training.packing,
+            }
+            effective = False
+            for key, value in layers.items():
+                effective = effective if value is None else value
+                if value and effective:
+                    problems.append(f"{key}.packing is for the causal family only (models.{name} is seq2seq)")
+                    break
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def base_training(self, model: str) -> TrainingConfig:
+        return merge_training(self.training, self.models[model].training)
+
+    def finetune_training(self, model: str, domain: str) -> TrainingConfig:
+        per_domain = self.finetune.domains.get(domain, TrainingOverrides())
+        return merge_training(self.training, self.models[model].training, self.finetune.defaults, per_domain)
+
+    def lora_training(self, model: str) -> TrainingConfig:
+        return merge_training(self.training, self.models[model].training, self.lora.training)
+
+
+# --- mlflow.yaml --------------------------------------------------------------------------------
+
+
+class MlflowConfig(Strict):
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_location: str | None = None
+    experiment: str = "aistudio"
+    registry: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+# --- loading and error formatting -----------------------------------------------------------------
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
+    return ".".join(parts)
+
+
+def _describe(err: dict[str, Any]) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    shown = "input" in err and kind != "missing" and not isinstance(err["input"], dict)
+    got = f" (got {err['input']!r})" if shown else ""
+    if kind == "extra_forbidden":
+        return "is not a known key"
+    if kind == "missing":
+        return "is required"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
+        bound = next(iter(ctx.values()))
+        return f"must be {op} {bound}{got}"
+    if kind == "value_error":
+        message = err["msg"].removeprefix("Value error, ")
+        return message if "(got " in message else f"{message}{got}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}{got}"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} item(s){got}"
+    return f"{err['msg'][0].lower()}{err['msg'][1:]}{got}"
+
+
+def format_validation_error(source: str, error: ValidationError) -> list[str]:
+    """One line per problem: '<file>: <key.path> <what was expected> (got <value>)'."""
+    lines = []
+    for err in error.errors():
+        path = _key_path(err["loc"])
+        # A whole-section check (its input is the mapping) reads "section: problem".
+        sep = ": " if isinstance(err.get("input"), dict) and err["type"] == "value_error" else " "
+        for message in _describe(err).split("; "):
+            lines.append(f"{source}: {path + sep if path else ''}{message}")
+    return lines
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing, unparsable or non-mapping file is a UserError."""
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{where}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: top level must be a mapping (got {type(data).__name__})")
+    return data
+
+
+def validate(model: type[Model], data: dict[str, Any], source: str) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(format_validation_error(source, exc)) from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    path = Path(path)
+    return validate(Params, read_yaml(path), path.name)
+
+
+def load_mlflow_config(path: Path | str = "mlflow.yaml") -> MlflowConfig:
+    path = Path(path)
+    return validate(MlflowConfig, read_yaml(path), path.name)

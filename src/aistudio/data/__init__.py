@@ -1,0 +1,1 @@
+"""Data layer: ingest, quality, PII, safety, dedup, balance, split — pure functions on records."""

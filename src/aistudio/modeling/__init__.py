@@ -1,0 +1,1 @@
+"""Model families (causal | seq2seq), tokenizer, tiny offline builders and loading."""

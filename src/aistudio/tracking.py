@@ -1,0 +1,154 @@
+"""MLflow wiring: one run per stage (or per model within a stage) with params, metrics, artifacts
+and lineage tags, so any model can be traced back to its code, data and parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from aistudio.config import MlflowConfig
+
+PIPELINE_ENV = "AISTUDIO_PIPELINE_ID"
+# MLflow metric names allow alphanumerics and _ - . space : / only (source globs contain '*').
+_INVALID_METRIC_CHARS = re.compile(r"[^\w\-. :/]")
+MAX_PARAM_CHARS = 6000
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} → {'a.b': 1}; lists and other values are kept as they are."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def params_hash(section: Any) -> str:
+    canonical = json.dumps(section, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def inputs_md5(paths: Iterable[Path]) -> str:
+    """One md5 over the files of the stage's inputs (files hashed like DVC: md5 of the bytes)."""
+    lines = []
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        lines += [f"{p.as_posix()} {file_md5(p)}" for p in files if p.exists()]
+    return hashlib.md5("\n".join(sorted(lines)).encode(), usedforsecurity=False).hexdigest()
+
+
+def _dvc_ancestor_id() -> str | None:
+    """The pid and start time of the `dvc repro` process above us: shared by all stages of one repro."""
+    pid = os.getppid()
+    for _ in range(8):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\x00", b" ").decode(errors="ignore")
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        if "dvc" in cmdline and ("repro" in cmdline or "exp" in cmdline):
+            return f"dvc-{pid}-{stat[19]}"
+        pid = int(stat[1])
+        if pid <= 1:
+            return None
+    return None
+
+
+def pipeline_id() -> str:
+    """Runs of one `dvc repro` share this tag: from the environment, the dvc process, or a fresh id."""
+    return os.environ.get(PIPELINE_ENV) or _dvc_ancestor_id() or f"adhoc-{uuid.uuid4().hex[:12]}"
+
+
+def lineage_tags(stage: str, section: Any, inputs: Iterable[Path], root: Path) -> dict[str, str]:
+    return {
+        "aistudio.stage": stage,
+        "aistudio.pipeline_id": pipeline_id(),
+        "aistudio.git_commit": git_commit(root),
+        "aistudio.params_hash": params_hash(section),
+        "aistudio.inputs_md5": inputs_md5(inputs),
+    }
+
+
+def configure(cfg: MlflowConfig) -> None:
+    """Point mlflow at the configured store and experiment (created with its artifact root if new)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    if mlflow.get_experiment_by_name(cfg.experiment) is None:
+        mlflow.create_experiment(cfg.experiment, artifact_location=cfg.artifact_location)
+    mlflow.set_experiment(cfg.experiment)
+
+
+def _param_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text[:MAX_PARAM_CHARS]
+
+
+@contextmanager
+def stage_run(
+    cfg: MlflowConfig,
+    stage: str,
+    section: Mapping[str, Any],
+    inputs: Iterable[Path] = (),
+    run_name: str | None = None,
+    extra_tags: Mapping[str, str] | None = None,
+    root: Path = Path("."),
+) -> Iterator[Any]:
+    """An MLflow run carrying the stage's params section and lineage tags."""
+    import mlflow
+
+    configure(cfg)
+    tags = {**cfg.tags, **lineage_tags(stage, section, inputs, root), **(extra_tags or {})}
+    with mlflow.start_run(run_name=run_name or f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags) as run:
+        mlflow.log_params({k: _param_value(v) for k, v in flatten(section).items()})
+        yield run
+
+
+def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
+    """Log every numeric leaf of a (nested) metrics dict; booleans become 0/1."""
+    import mlflow
+
+    numeric = {
+        _INVALID_METRIC_CHARS.sub("_", k): float(v)
+        for k, v in flatten(metrics).items()
+        if isinstance(v, int | float) and not isinstance(v, str)
+    }
+    if numeric:
+        mlflow.log_metrics(numeric, step=step)
+
+
+def log_artifact(path: Path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path)

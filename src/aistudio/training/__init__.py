@@ -1,0 +1,1 @@
+"""Training: trainer factory, packing, checkpoints, HPO and LoRA adapters."""

@@ -1,0 +1,10 @@
+"""Which process of a distributed launch (accelerate/torchrun) may write files and MLflow runs."""
+
+from __future__ import annotations
+
+import os
+
+
+def is_main_process() -> bool:
+    # accelerate and torchrun both export RANK; a plain run is rank 0.
+    return int(os.environ.get("RANK", "0")) == 0

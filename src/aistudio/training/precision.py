@@ -1,0 +1,40 @@
+"""Pick the training precision the hardware supports; refuse a forced one it does not."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from aistudio.errors import UserError
+
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+def cpu_supports_bf16() -> bool:
+    # Native bf16 matmuls need AVX512-BF16 or AMX; elsewhere torch emulates them slowly.
+    capability = torch.backends.cpu.get_cpu_capability().lower()
+    flags = _cpu_flags()
+    return "amx" in capability or "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            return next((line for line in handle if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
+def resolve_precision(setting: str, key: str = "training.precision") -> Precision:
+    """auto: bf16 on GPUs that have it, else fp16 on GPU, fp32 on CPU."""
+    cuda = torch.cuda.is_available()
+    if setting == "auto":
+        if cuda:
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if setting == "fp16" and not cuda:
+        raise UserError(f"params.yaml: {key} is fp16 but no CUDA GPU is available; use auto or fp32")
+    if setting == "bf16" and not (torch.cuda.is_bf16_supported() if cuda else cpu_supports_bf16()):
+        raise UserError(f"params.yaml: {key} is bf16 but this machine has no bf16 support; use auto or fp32")
+    return setting  # type: ignore[return-value]

@@ -1,0 +1,196 @@
+"""The three training stages as library functions: base models, domain fine-tunes, LoRA adapters.
+
+Scripts call these; tests call them directly. Each returns the metrics it reports and writes
+its model directory, loss curve and MLflow run.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from aistudio import tracking
+from aistudio.config import MlflowConfig, Params, TrainingConfig
+from aistudio.data.prepare import split_path
+from aistudio.errors import UserError
+from aistudio.io import atomic_writer, read_jsonl, write_json
+from aistudio.modeling.family import family_for
+from aistudio.modeling.loading import ModelCard, build_base_model, build_tokenizer, load_model_dir, save_model_dir
+from aistudio.modeling.prompts import example_from_record
+from aistudio.training import layout
+from aistudio.training.adapters import (
+    attach_lora,
+    qlora_load_kwargs,
+    save_adapter,
+    trainable_parameter_share,
+)
+from aistudio.training.distributed import is_main_process
+from aistudio.training.hpo import tune_hyperparameters
+from aistudio.training.trainer import TrainJob, TrainResult, run_training
+
+log = logging.getLogger(__name__)
+SKIPPED_MARKER = "SKIPPED.json"
+
+
+def load_split(processed_dir: Path, split: str) -> list[dict[str, Any]]:
+    path = split_path(processed_dir, split)
+    if not path.exists():
+        raise UserError(f"{path}: missing; run `dvc repro prepare_data` first")
+    return read_jsonl(path)
+
+
+def for_domain(records: Sequence[Mapping[str, Any]], domain: str) -> list[Mapping[str, Any]]:
+    return [r for r in records if r.get("domain") == domain]
+
+
+def tokenizer_corpus(records: Sequence[Mapping[str, Any]]) -> Iterator[str]:
+    for record in records:
+        example = example_from_record(record)
+        yield example.prompt
+        yield example.target
+
+
+def write_loss_curve(path: Path, history: Sequence[Mapping[str, float]]) -> None:
+    """step,loss,eval_loss,learning_rate rows for `dvc plots show`."""
+    by_step: dict[int, dict[str, float]] = {}
+    for row in history:
+        merged = by_step.setdefault(int(row["step"]), {})
+        merged.update({k: row[k] for k in ("loss", "eval_loss", "learning_rate") if k in row})
+    with atomic_writer(path) as out:
+        writer = csv.writer(out)
+        writer.writerow(["step", "loss", "eval_loss", "learning_rate"])
+        for step in sorted(by_step):
+            values = by_step[step]
+            writer.writerow([step, *(values.get(k, "") for k in ("loss", "eval_loss", "learning_rate"))])
+
+
+def _run(mlflow_cfg: MlflowConfig | None, stage: str, section: Mapping[str, Any], inputs: Sequence[Path], name: str):
+    if mlflow_cfg is None:
+        return nullcontext()
+    return tracking.stage_run(mlflow_cfg, stage, section, inputs, run_name=name)
+
+
+def _log_result(mlflow_cfg: MlflowConfig | None, result: TrainResult, model_dir: Path | None) -> None:
+    if mlflow_cfg is None:
+        return
+    import mlflow
+
+    tracking.log_metrics({f"final_{k}": v for k, v in result.metrics().items()})
+    if model_dir is not None:
+        mlflow.log_artifacts(str(model_dir), artifact_path="model")
+
+
+def train_base_model(
+    params: Params, model_name: str, processed_dir: Path, mlflow_cfg: MlflowConfig | None = None
+) -> dict[str, Any]:
+    """Tokenizer (trained on the train split unless one is given), model, fit, save."""
+    model_cfg = params.models[model_name]
+    family = family_for(model_cfg.family)
+    train, validation = load_split(processed_dir, "train"), load_split(processed_dir, "validation")
+    tokenizer = build_tokenizer(model_name, model_cfg, params.tokenizer, tokenizer_corpus(train))
+    cfg = params.base_training(model_name)
+    key = "training"
+    section = {"model": model_cfg.model_dump(), "training": cfg.model_dump(), "tokenizer": params.tokenizer.model_dump()}
+    inputs = [split_path(processed_dir, "train"), split_path(processed_dir, "validation")]
+    fingerprint = tracking.params_hash({**section, "seed": params.seed, "data": tracking.inputs_md5(inputs)})
+
+    def build() -> Any:
+        return build_base_model(model_name, model_cfg, tokenizer, params.seed)
+
+    with _run(mlflow_cfg, "train_base_models", section, inputs, f"train_base-{model_name}"):
+        if params.hpo.n_trials:
+            cfg = tune_hyperparameters(
+                params.hpo, cfg, lambda trial_cfg, out: run_training(
+                    TrainJob(f"{model_name}-hpo", build(), tokenizer, family, train, validation, trial_cfg,
+                             out, fingerprint, params.seed, key), log_to_mlflow=False),
+                study_name=f"{model_name}-{fingerprint}",
+            )
+        model = build()
+        job = TrainJob(model_name, model, tokenizer, family, train, validation, cfg,
+                       layout.checkpoint_dir("base", model_name), fingerprint, params.seed, key)
+        result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
+        out = layout.base_dir(model_name)
+        if is_main_process():
+            save_model_dir(out, model, tokenizer, ModelCard(model_name, family.name, "base", metrics=result.metrics()))
+            write_loss_curve(layout.loss_plot("train_base", model_name), result.history)
+            _log_result(mlflow_cfg, result, out)
+    return {**result.metrics(), "resumed_from": result.resumed_from, "learning_rate": cfg.learning_rate}
+
+
+def finetune_domain_model(
+    params: Params, model_name: str, domain: str, processed_dir: Path, mlflow_cfg: MlflowConfig | None = None
+) -> dict[str, Any]:
+    """Continue training the base checkpoint on one domain's records only."""
+    if domain not in params.data.domains:
+        raise UserError(f"--domain '{domain}' is not one of data.domains {params.data.domains}")
+    cfg = params.finetune_training(model_name, domain)
+    train = for_domain(load_split(processed_dir, "train"), domain)
+    validation = for_domain(load_split(processed_dir, "validation"), domain)
+    out = layout.domain_dir(model_name, domain)
+    if not train or not validation:
+        which = "train" if not train else "validation"
+        reason = f"the {which} split has no '{domain}' records"
+        if not params.finetune.skip_empty_domains:
+            raise UserError(f"{split_path(processed_dir, which)}: {reason} (set finetune.skip_empty_domains to skip)")
+        log.warning("skipping %s/%s: %s", model_name, domain, reason)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / SKIPPED_MARKER, {"reason": reason})
+        return {"skipped": 1, "reason": reason}
+    model, tokenizer, card, family = load_model_dir(layout.base_dir(model_name), expect_model=model_name)
+    section = {"model": model_name, "domain": domain, "training": cfg.model_dump()}
+    inputs = [layout.base_dir(model_name) / "model.safetensors", split_path(processed_dir, "train")]
+    fingerprint = tracking.params_hash({**section, "seed": params.seed, "data": tracking.inputs_md5(inputs)})
+    key = f"finetune.domains.{domain}"
+    with _run(mlflow_cfg, "finetune_domain_models", section, inputs, f"finetune-{model_name}-{domain}"):
+        job = TrainJob(f"{model_name}/{domain}", model, tokenizer, family, train, validation, cfg,
+                       layout.checkpoint_dir("domain", model_name, domain), fingerprint, params.seed, key)
+        result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
+        save_model_dir(out, model, tokenizer, ModelCard(model_name, family.name, "domain", domain, result.metrics()))
+        write_loss_curve(layout.loss_plot("finetune", f"{model_name}-{domain}"), result.history)
+        _log_result(mlflow_cfg, result, out)
+    return {**result.metrics(), "skipped": 0}
+
+
+def train_lora_adapters(
+    params: Params, model_name: str, processed_dir: Path, mlflow_cfg: MlflowConfig | None = None
+) -> dict[str, Any]:
+    """One LoRA adapter per domain on top of the (optionally 4-bit) base model; adapters only are saved."""
+    lora = params.lora
+    if lora.qlora:
+        qlora_load_kwargs()  # fails before any training when 4-bit is unavailable here
+    cfg: TrainingConfig = params.lora_training(model_name)
+    train_all, validation_all = load_split(processed_dir, "train"), load_split(processed_dir, "validation")
+    base = layout.base_dir(model_name)
+    results: dict[str, Any] = {}
+    for domain in params.data.domains:
+        train, validation = for_domain(train_all, domain), for_domain(validation_all, domain)
+        if not train or not validation:
+            if not params.finetune.skip_empty_domains:
+                raise UserError(f"{split_path(processed_dir, 'train')}: no '{domain}' records for its LoRA adapter")
+            results[domain] = {"skipped": 1}
+            continue
+        load_kwargs = qlora_load_kwargs() if lora.qlora else {}
+        model, tokenizer, card, family = load_model_dir(base, expect_model=model_name, **load_kwargs)
+        peft_model = attach_lora(model, family, lora, adapter_name=domain)
+        share = trainable_parameter_share(peft_model)
+        section = {"model": model_name, "domain": domain, "lora": lora.model_dump(), "training": cfg.model_dump()}
+        inputs = [base / "model.safetensors", split_path(processed_dir, "train")]
+        fingerprint = tracking.params_hash({**section, "seed": params.seed, "data": tracking.inputs_md5(inputs)})
+        with _run(mlflow_cfg, "train_lora_adapters", section, inputs, f"lora-{model_name}-{domain}"):
+            job = TrainJob(f"{model_name}/lora-{domain}", peft_model, tokenizer, family, train, validation, cfg,
+                           layout.checkpoint_dir("lora", model_name, domain), fingerprint, params.seed, "lora.training")
+            result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
+            out = layout.lora_dir(model_name, domain)
+            save_adapter(peft_model, out, domain)
+            write_loss_curve(layout.loss_plot(f"lora/{model_name}", domain), result.history)
+            if mlflow_cfg is not None:
+                tracking.log_metrics({**{f"final_{k}": v for k, v in result.metrics().items()}, **share})
+                import mlflow
+
+                mlflow.log_artifacts(str(out), artifact_path="adapter")
+        results[domain] = {**result.metrics(), **share, "skipped": 0}
+    return results

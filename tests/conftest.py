@@ -1,0 +1,53 @@
+"""Shared fixtures: the repository root and an isolated copy of it for stage-level tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from aistudio.environment import OFFLINE_DEFAULTS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# What a stage-level test needs from the repository; outputs and environments are left behind.
+_COPY_IGNORE = shutil.ignore_patterns(
+    ".venv", ".git", ".hf", "mlruns", "mlflow.db", "models", "logs", "__pycache__", ".pytest_cache",
+    "processed", "bench", ".dvc-remote", "tmp", "rendered",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
+    for key, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("HF_HOME", str(tmp_path_factory.mktemp("hf_home")))
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+def copy_repo(dest: Path) -> Path:
+    """A throwaway git+DVC checkout of the working tree, for running real stages and dvc commands."""
+    shutil.copytree(REPO_ROOT, dest, ignore=_COPY_IGNORE, symlinks=True)
+    (dest / "models").mkdir(exist_ok=True)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
+    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
+    return dest
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    return copy_repo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def make_repo_copy(tmp_path_factory: pytest.TempPathFactory):
+    """For module-scoped fixtures: a function returning a fresh repository copy."""
+    return lambda name="repo": copy_repo(tmp_path_factory.mktemp(name) / "repo")

@@ -31,6 +31,25 @@ def _outs(stage: dict[str, Any]) -> list[str]:
     return found
 
 
+# A matrix axis must list exactly the entries params.yaml defines, or a model/domain is silently skipped.
+_MATRIX_SOURCES = {"model": ("models", "params.yaml models"), "domain": ("data.domains", "params.yaml data.domains")}
+
+
+def _matrix_problems(where: str, matrix: dict[str, Any], raw_params: dict[str, Any]) -> list[str]:
+    problems = []
+    for axis, values in matrix.items():
+        if axis not in _MATRIX_SOURCES or not isinstance(values, list):
+            continue
+        key, label = _MATRIX_SOURCES[axis]
+        node: Any = raw_params
+        for part in key.split("."):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        expected = list(node) if isinstance(node, dict | list) else []
+        if sorted(map(str, values)) != sorted(map(str, expected)):
+            problems.append(f"{where}.matrix.{axis} {values} does not match {label} {expected}")
+    return problems
+
+
 def check_pipeline(root: Path) -> list[str]:
     """Every problem in dvc.yaml's stages: missing scripts, unknown params keys, deps nobody makes."""
     problems: list[str] = []
@@ -51,6 +70,7 @@ def check_pipeline(root: Path) -> list[str]:
         problems.append(f"dvc.yaml: stages out of pipeline order; expected {known_order}")
     for name, stage in stages.items():
         where = f"dvc.yaml: stages.{name}"
+        problems += _matrix_problems(where, stage.get("matrix") or {}, raw_params)
         cmd = str(stage.get("cmd", ""))
         scripts = [tok for tok in shlex.split(_TEMPLATE.sub("X", cmd)) if tok.endswith(".py")]
         if not scripts:

@@ -24,10 +24,20 @@ from transformers import (
 )
 
 from aistudio.config import TinyArchitecture
-from aistudio.modeling.prompts import Example
+from aistudio.modeling.prompts import RESPONSE_MARKER, Example
 from aistudio.modeling.tokenizer import SpecialTokens
 
 IGNORE_INDEX = -100
+# Share of max_length reserved for the target when the prompt alone would not fit.
+TARGET_SHARE = 0.25
+
+
+def truncate_middle(ids: Sequence[int], limit: int, keep_tail: int) -> list[int]:
+    """Drop tokens from the middle so the instruction head and the response marker both survive."""
+    if len(ids) <= limit:
+        return list(ids)
+    tail = min(keep_tail, limit // 2)
+    return list(ids[: limit - tail]) + list(ids[len(ids) - tail :])
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,10 @@ class ModelFamily(ABC):
     def token_ids(self, tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
         # Special tokens are added explicitly by each family, the same way for hub and tiny tokenizers.
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_tail(self, tokenizer: PreTrainedTokenizerBase) -> int:
+        """Tokens kept from the end of an over-long prompt: the response marker and one before it."""
+        return len(self.token_ids(tokenizer, "\n\n" + RESPONSE_MARKER)) + 1
 
     def prompt_overhead(self, tokenizer: PreTrainedTokenizerBase, template: str) -> int:
         return len(self.token_ids(tokenizer, template)) + 2
@@ -149,8 +163,10 @@ class CausalFamily(ModelFamily):
     ) -> Encoded | None:
         prompt = self.token_ids(tokenizer, example.prompt)
         target = self.token_ids(tokenizer, example.target) + [tokenizer.eos_token_id]
+        reserved = min(len(target), max(2, int(max_length * TARGET_SHARE)))
+        prompt = truncate_middle(prompt, max_length - reserved, self.prompt_tail(tokenizer))
         room = max_length - len(prompt)
-        if room < 2:  # the prompt alone fills the window: nothing left to learn from
+        if room < 2:  # the window is too small for any target: nothing left to learn from
             return None
         target = target[:room]
         masked = [IGNORE_INDEX] * len(prompt) if loss_on_output_only else list(prompt)
@@ -166,8 +182,9 @@ class CausalFamily(ModelFamily):
         }
 
     def prompt_batch(self, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
-        # Left padding so every prompt ends where generation starts; keep the prompt's tail if too long.
-        ids = [self.token_ids(tokenizer, p)[-max_length:] or [tokenizer.eos_token_id] for p in prompts]
+        # Left padding so every prompt ends where generation starts.
+        tail = self.prompt_tail(tokenizer)
+        ids = [truncate_middle(self.token_ids(tokenizer, p), max_length, tail) or [tokenizer.eos_token_id] for p in prompts]
         return {"input_ids": _pad_to(ids, tokenizer.pad_token_id, left=True), "attention_mask": _mask(ids, left=True)}
 
     def decode_generated(
@@ -207,7 +224,8 @@ class Seq2SeqFamily(ModelFamily):
     def encode(
         self, example: Example, tokenizer: PreTrainedTokenizerBase, max_length: int, loss_on_output_only: bool
     ) -> Encoded | None:
-        source = self.token_ids(tokenizer, example.prompt)[: max_length - 1] + [tokenizer.eos_token_id]
+        source = truncate_middle(self.token_ids(tokenizer, example.prompt), max_length - 1, self.prompt_tail(tokenizer))
+        source.append(tokenizer.eos_token_id)
         target = self.token_ids(tokenizer, example.target)[: max_length - 1] + [tokenizer.eos_token_id]
         return Encoded(source, target)
 
@@ -220,7 +238,8 @@ class Seq2SeqFamily(ModelFamily):
         }
 
     def prompt_batch(self, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
-        ids = [self.token_ids(tokenizer, p)[: max_length - 1] + [tokenizer.eos_token_id] for p in prompts]
+        tail = self.prompt_tail(tokenizer)
+        ids = [truncate_middle(self.token_ids(tokenizer, p), max_length - 1, tail) + [tokenizer.eos_token_id] for p in prompts]
         return {"input_ids": _pad_to(ids, tokenizer.pad_token_id), "attention_mask": _mask(ids)}
 
     def decode_generated(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 CONTINUE_PREFIX = "Continue the text:\n"
+RESPONSE_MARKER = "### Response:\n"
 # Share of a plain-text record shown as the prompt when it has no instruction/output pair.
 _CONTINUATION_SPLIT = 0.3
 
@@ -23,7 +24,7 @@ def render_prompt(instruction: str, input_text: str = "") -> str:
     prompt = f"### Instruction:\n{instruction.strip()}\n\n"
     if input_text.strip():
         prompt += f"### Input:\n{input_text.strip()}\n\n"
-    return prompt + "### Response:\n"
+    return prompt + RESPONSE_MARKER
 
 
 def example_from_record(record: Mapping[str, Any]) -> Example:

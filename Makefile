@@ -20,12 +20,19 @@ export TOKENIZERS_PARALLELISM := false
 export MPLCONFIGDIR := $(CURDIR)/.hf/matplotlib
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup pipeline test bench serve clean-outputs
+.PHONY: help setup pipeline test bench serve monitor clean-outputs
+
+SERVE_MODEL ?= aistudio-phi2
+SERVE_PORT ?= 8000
+PROMETHEUS_ADDR ?= 127.0.0.1:9090
+PROMETHEUS_DATA ?= .prometheus
 
 help:
 	@echo "make pipeline  set up .venv if missing, then dvc repro the whole DAG"
 	@echo "make test      set up .venv if missing, then run the test suite"
 	@echo "make bench     run the side-by-side benchmarks into metrics/bench/"
+	@echo "make serve     serve the registry champion of SERVE_MODEL on 127.0.0.1:SERVE_PORT"
+	@echo "make monitor   local Prometheus with the alert rules, scraping make serve"
 
 # Every install is held by constraints.txt so pip never swaps in a CUDA torch on a CPU machine.
 $(STAMP): requirements-mlops.txt requirements-dev.txt constraints.txt pyproject.toml
@@ -46,6 +53,17 @@ test: setup
 
 bench: setup
 	$(PY) -m bench
+
+# The champion from the registry, on loopback: no API key needed there (set AISTUDIO_API_KEYS to require one).
+serve: setup
+	$(PY) scripts/serve.py --model-uri models:/$(SERVE_MODEL)@champion --host 127.0.0.1 --port $(SERVE_PORT)
+
+# Local Prometheus with the alert rules, scraping `make serve` (127.0.0.1:8000) every 15 s;
+# UI and API on $(PROMETHEUS_ADDR), data in $(PROMETHEUS_DATA)/ (git-ignored). Ctrl-C stops it.
+monitor:
+	@command -v prometheus >/dev/null || { echo "prometheus is not on PATH; run make setup (Debian package prometheus)" >&2; exit 2; }
+	prometheus --config.file=configs/monitoring/prometheus.yml --storage.tsdb.path=$(PROMETHEUS_DATA) \
+		--storage.tsdb.retention.time=7d --web.listen-address=$(PROMETHEUS_ADDR)
 
 clean-outputs:
 	rm -rf data/processed models/* metrics/bench logs mlflow.db mlruns .dvc/tmp/rwlock

@@ -22,3 +22,4 @@ PIPELINE_STAGES: tuple[str, ...] = (
     "evaluate",
     "deploy",
 )
+GATE_METRICS = METRICS_DIR / "gate.json"

@@ -1,0 +1,164 @@
+"""The evaluate stage for one base model: every form on every domain, gates, then the registry.
+
+Forms: the base model, each domain fine-tune, base + the domain's LoRA adapter, and the
+quantized serving variant + that adapter. The serving form is gated against params and against
+the current champion; the bundle (serving variant + tokenizer + all adapters) is registered as a
+challenger and promoted only when it passes every gate and beats the champion.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aistudio import tracking
+from aistudio.config import MlflowConfig, Params
+from aistudio.errors import UserError
+from aistudio.evaluation.behavioural import INVARIANCE_PROMPTS, invariance_check, minimum_functionality
+from aistudio.evaluation.evaluate import evaluate_form, make_generate_fn, make_nll_fn
+from aistudio.evaluation.gates import GateReport, beats_champion, check_gates, gate_summary, serving_form
+from aistudio.evaluation.results import FormResult
+from aistudio.modeling.loading import load_model_dir
+from aistudio.training import layout
+from aistudio.training.adapters import AdapterSet
+from aistudio.training.stages import SKIPPED_MARKER, for_domain, load_split
+
+log = logging.getLogger(__name__)
+BUNDLES_DIR = Path("models/bundles")
+
+
+@dataclass
+class ModelEvaluation:
+    results: dict[str, dict[str, FormResult]]
+    behaviour: dict[str, dict[str, Any]]
+    gate: GateReport
+    candidate: dict[str, Any]
+    registration: dict[str, Any]
+
+    def gate_json(self) -> dict[str, Any]:
+        return {**self.gate.to_json(), "registration": self.registration}
+
+
+def bundle_dir(model: str) -> Path:
+    return BUNDLES_DIR / model
+
+
+def _adapters(model: str, domains: list[str]) -> dict[str, Path]:
+    found = {d: layout.lora_dir(model, d) for d in domains if (layout.lora_dir(model, d) / "adapter_config.json").exists()}
+    if not found:
+        raise UserError(f"{layout.lora_dir(model, '*')}: no trained LoRA adapter; run `dvc repro train_lora_adapters`")
+    return found
+
+
+def serving_base_dir(params: Params, model: str) -> Path:
+    """The model directory the bundle serves: the quantized variant named in params, or the fp32 base."""
+    from aistudio.quantization import read_variant_info, variant_dir
+
+    variant = params.evaluation.serving_variant
+    if variant == "fp32":
+        return layout.base_dir(model)
+    directory = variant_dir(model, variant)
+    info = read_variant_info(directory) if directory.exists() else None
+    if info is None or info.get("status") != "ok":
+        reason = (info or {}).get("reason", "not produced; run `dvc repro quantize_models`")
+        raise UserError(f"params.yaml: evaluation.serving_variant '{variant}' is unavailable for {model}: {reason}")
+    return directory
+
+
+def _evaluate_forms(
+    params: Params, model: str, test: list[Mapping[str, Any]], adapters: Mapping[str, Path]
+) -> tuple[dict[str, dict[str, FormResult]], dict[str, dict[str, Any]]]:
+    from aistudio.quantization import load_variant
+
+    cfg, max_length = params.evaluation, params.training.max_length
+    domains = [d for d in params.data.domains if for_domain(test, d)]
+    if not domains:
+        raise UserError(f"{Path(params.data.processed_dir) / 'test_data.jsonl'}: the test split is empty")
+    results: dict[str, dict[str, FormResult]] = {d: {} for d in domains}
+    behaviour: dict[str, dict[str, Any]] = {}
+
+    def run(form: str, domain: str, target: Any, tokenizer: Any, family: Any, adapter: str | None) -> None:
+        generate = make_generate_fn(target, tokenizer, family, adapter, cfg.max_new_tokens)
+        nll = make_nll_fn(target, tokenizer, family, adapter, cfg.batch_size, max_length)
+        results[domain][form] = evaluate_form(generate, nll, for_domain(test, domain), domain, cfg, form=form)
+
+    base, tokenizer, _, family = load_model_dir(layout.base_dir(model), expect_model=model)
+    adapter_set = AdapterSet.load(base, family, adapters)
+    for domain in domains:
+        run("base", domain, adapter_set, tokenizer, family, None)
+        if domain in adapters:
+            run("lora", domain, adapter_set, tokenizer, family, domain)
+            generate = make_generate_fn(adapter_set, tokenizer, family, domain, cfg.max_new_tokens)
+            behaviour[domain] = {
+                "invariance": invariance_check(generate, INVARIANCE_PROMPTS[domain], domain=domain),
+                "minimum_functionality": minimum_functionality(generate, domain),
+            }
+        tuned_dir = layout.domain_dir(model, domain)
+        if tuned_dir.is_dir() and not (tuned_dir / SKIPPED_MARKER).exists():
+            tuned, tuned_tok, _, tuned_family = load_model_dir(tuned_dir, expect_model=model)
+            run("domain", domain, tuned, tuned_tok, tuned_family, None)
+            del tuned
+    del adapter_set, base
+    if cfg.serving_variant != "fp32":
+        quantized, q_tokenizer, _, q_family = load_variant(serving_base_dir(params, model), expect_model=model)
+        q_set = AdapterSet.load(quantized, q_family, adapters)
+        for domain in domains:
+            if domain in adapters:
+                run("quantized_lora", domain, q_set, q_tokenizer, q_family, domain)
+    return results, behaviour
+
+
+def evaluate_model(
+    params: Params,
+    model: str,
+    processed_dir: Path,
+    mlflow_cfg: MlflowConfig,
+    registry_factory: Callable[[str], Any] | None = None,
+) -> ModelEvaluation:
+    """Evaluate, gate, and register (and maybe promote) one base model's serving bundle."""
+    from aistudio.bundle import build_bundle
+    from aistudio.registry import ModelRegistry, check_reachable
+
+    registered = mlflow_cfg.registry.get(model)
+    if registered is None:
+        raise UserError(f"mlflow.yaml: registry has no registered-model name for '{model}'")
+    check_reachable(mlflow_cfg.tracking_uri)  # fail before an hour of evaluation, not after
+    registry = (registry_factory or ModelRegistry)(mlflow_cfg.tracking_uri)
+    test = load_split(processed_dir, "test")
+    adapters = _adapters(model, params.data.domains)
+    section = {"model": model, "evaluation": params.evaluation.model_dump()}
+    inputs = [layout.base_dir(model) / "model.safetensors", processed_dir / "test_data.jsonl"]
+    with tracking.stage_run(mlflow_cfg, "evaluate", section, inputs, run_name=f"evaluate-{model}") as run:
+        results, behaviour = _evaluate_forms(params, model, test, adapters)
+        candidate = gate_summary(results, serving_form(params.evaluation))
+        champion = registry.champion_summary(registered)
+        gate = check_gates(candidate, params.evaluation.gates, champion)
+        beats = beats_champion(candidate, champion)
+        tracking.log_metrics({d: {f: r.metrics for f, r in forms.items()} for d, forms in results.items()})
+        tracking.log_metrics({"gate_passed": gate.passed, "beats_champion": beats})
+        lineage = tracking.lineage_tags("evaluate", section, inputs, Path.cwd())
+        manifest_lineage = {
+            "git_commit": lineage["aistudio.git_commit"],
+            "data_hash": lineage["aistudio.inputs_md5"],
+            "params_hash": lineage["aistudio.params_hash"],
+            "run_ids": {"evaluate": run.info.run_id},
+        }
+        build_bundle(
+            bundle_dir(model), serving_base_dir(params, model), adapters, model,
+            _family_name(model), params.evaluation.serving_variant, candidate, manifest_lineage,
+        )
+        version = registry.register_bundle(registered, bundle_dir(model), run.info.run_id, {"aistudio.model": model})
+        decision = registry.promote_if_better(registered, version, gate.passed, beats)
+        registration = {"registered_model": registered, "version": version, "decision": decision,
+                        "beats_champion": beats, "aliases": registry.aliases(registered)}
+        log.info("%s: %s v%d %s", model, registered, version, decision)
+    return ModelEvaluation(results, behaviour, gate, candidate, registration)
+
+
+def _family_name(model: str) -> str:
+    from aistudio.modeling.loading import ModelCard
+
+    return ModelCard.load(layout.base_dir(model)).family

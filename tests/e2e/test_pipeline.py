@@ -1,0 +1,111 @@
+"""The whole DAG with `dvc repro` in a throwaway copy of the repository, on minimal training budgets.
+
+This is the Quickstart's `make pipeline` minus the install: every stage script runs for real,
+wired by dvc.yaml, tracked in a real sqlite MLflow store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+BIN = Path(sys.executable).parent
+MODELS = ("phi2", "codet5p", "t5_small")
+
+
+def _dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "AISTUDIO_PIPELINE_ID": "e2e-test"}
+    result = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True, timeout=1800, env=env)
+    if check:
+        assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    return result
+
+
+def _minimal_params(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["tokenizer"]["vocab_size"] = 512
+    params["training"].update({"max_steps": 4, "eval_steps": 2, "save_steps": 2, "warmup_steps": 1,
+                               "early_stopping_patience": 0, "max_eval_samples": 8, "max_length": 128})
+    params["finetune"]["defaults"].update({"max_steps": 2, "eval_steps": 1, "save_steps": 1})
+    params["lora"]["training"].update({"max_steps": 2, "eval_steps": 1, "save_steps": 1})
+    params["quantization"].update({"latency_prompts": 2, "max_new_tokens": 4, "perplexity_samples": 8})
+    params["evaluation"].update({"max_samples_per_domain": 4, "max_new_tokens": 4, "batch_size": 4})
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def pipeline(make_repo_copy) -> Path:
+    repo = make_repo_copy("e2e")
+    _minimal_params(repo)
+    _dvc(repo, "repro")
+    return repo
+
+
+def test_every_stage_produced_its_outputs_and_metrics(pipeline: Path) -> None:
+    for name in ("data_quality", "train_base", "quantization", "evaluation", "gate"):
+        assert (pipeline / "metrics" / f"{name}.json").exists(), name
+    for model in MODELS:
+        assert (pipeline / "models/base" / model / "model.safetensors").exists()
+        assert (pipeline / "models/lora" / model / "code" / "adapter_model.safetensors").exists()
+        assert (pipeline / "models/domain" / model / "summarization" / "model.safetensors").exists()
+    quantization = json.loads((pipeline / "metrics/quantization.json").read_text())
+    for model in MODELS:
+        for variant in ("4bit", "8bit", "dynamic"):
+            entry = quantization[model][variant]
+            assert entry["status"] == "ok" or (entry["status"] == "unavailable" and entry["reason"]), entry
+    shown = _dvc(pipeline, "metrics", "show", "--json").stdout
+    for needle in ("data_quality.json", "train_base.json", "evaluation.json", "gate.json", "quantization.json"):
+        assert needle in shown
+
+
+def test_each_model_is_registered_and_promoted_or_held_with_a_reason(pipeline: Path) -> None:
+    gate = json.loads((pipeline / "metrics/gate.json").read_text())
+    for model in MODELS:
+        registration = gate[model]["registration"]
+        assert registration["version"] == 1
+        assert registration["decision"] == "promoted" or registration["decision"].startswith("held: ")
+        if registration["decision"] == "promoted":
+            assert registration["aliases"].get("champion") == 1
+        else:
+            assert registration["aliases"].get("challenger") == 1
+    listed = subprocess.run([sys.executable, "scripts/registry.py", "list", "--tracking-uri", "sqlite:///mlflow.db"],
+                            cwd=pipeline, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "aistudio-phi2" in listed.stdout
+
+
+def test_runs_of_one_repro_share_a_pipeline_tag(pipeline: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(pipeline / "mlflow.db")
+    stages = {stage for (stage,) in db.execute(
+        "select t2.value from tags t1 join tags t2 on t1.run_uuid = t2.run_uuid "
+        "where t1.key='aistudio.pipeline_id' and t1.value='e2e-test' and t2.key='aistudio.stage'")}
+    assert {"prepare_data", "train_base_models", "finetune_domain_models", "train_lora_adapters",
+            "quantize_models", "evaluate"} <= stages
+
+
+def test_plots_render(pipeline: Path) -> None:
+    out = pipeline / "plots_out"
+    _dvc(pipeline, "plots", "show", "-o", str(out))
+    html = (out / "index.html").read_text()
+    assert "train_base" in html and "finetune" in html
+
+
+def test_second_repro_is_a_no_op_and_lora_change_reruns_only_lora_onwards(pipeline: Path) -> None:
+    start = time.perf_counter()
+    again = _dvc(pipeline, "repro")
+    assert "Data and pipelines are up to date" in again.stdout, again.stdout[-2000:]
+    assert time.perf_counter() - start < 20
+    params = yaml.safe_load((pipeline / "params.yaml").read_text())
+    params["lora"]["r"] = 4
+    (pipeline / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = set(json.loads(_dvc(pipeline, "status", "--json").stdout))
+    assert changed, "changing lora.r changed nothing"
+    assert all(s.startswith(("train_lora_adapters", "quantize_models")) for s in changed), changed

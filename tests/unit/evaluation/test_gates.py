@@ -1,0 +1,221 @@
+"""Gate logic, table-driven: each gate passes and fails on its own metric; champion none/worse/better."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import pytest
+
+from aistudio.config import GATE_METRICS, EvaluationConfig, GatesConfig
+from aistudio.evaluation.gates import (
+    NO_CHAMPION,
+    THRESHOLD_GATES,
+    beats_champion,
+    check_gates,
+    gate_summary,
+    serving_form,
+)
+from aistudio.evaluation.results import FormResult
+
+GATES = GatesConfig(
+    max_perplexity=100.0,
+    min_rouge_l=0.2,
+    min_parse_rate=0.5,
+    max_p95_latency_s=2.0,
+    max_quantized_perplexity_increase=0.05,
+    max_regression_vs_champion=0.05,
+)
+
+
+def summary(**changes: Any) -> dict[str, Any]:
+    """A candidate that passes every gate; `changes` maps 'domain.metric' (or a top key) to a new value."""
+    base: dict[str, Any] = {
+        "domains": {
+            "code": {"perplexity": 20.0, "parse_rate": 0.8, "p95_s": 0.5},
+            "creative": {"perplexity": 30.0, "p95_s": 0.5},
+            "summarization": {"perplexity": 25.0, "rougeL": 0.4, "p95_s": 0.5},
+        },
+        "quantized_perplexity_increase": 0.02,
+    }
+    for key, value in changes.items():
+        domain, _, metric = key.rpartition(".")
+        node = base["domains"][domain] if domain else base
+        if value is None:
+            node.pop(metric, None)
+        else:
+            node[metric] = value
+    return base
+
+
+def failed(report: Any) -> list[tuple[str, str | None]]:
+    return [(r.name, r.domain) for r in report.failures]
+
+
+def test_every_configured_gate_has_logic() -> None:
+    assert {g.name for g in THRESHOLD_GATES} | {"max_regression_vs_champion"} == set(GATE_METRICS)
+
+
+def test_a_good_candidate_without_champion_passes_every_gate() -> None:
+    report = check_gates(summary(), GATES, None)
+    assert report.passed
+    assert {r.name for r in report.results} == set(GATE_METRICS)
+    regression = [r for r in report.results if r.name == "max_regression_vs_champion"]
+    assert [r.reason for r in regression] == [NO_CHAMPION]
+
+
+@pytest.mark.parametrize(
+    ("change", "gate", "domain"),
+    [
+        ({"creative.perplexity": 150.0}, "max_perplexity", "creative"),
+        ({"summarization.rougeL": 0.1}, "min_rouge_l", "summarization"),
+        ({"code.parse_rate": 0.25}, "min_parse_rate", "code"),
+        ({"code.p95_s": 3.5}, "max_p95_latency_s", "code"),
+        ({"quantized_perplexity_increase": 0.2}, "max_quantized_perplexity_increase", None),
+    ],
+)
+def test_each_gate_fails_alone_on_its_own_metric(
+    change: dict[str, float], gate: str, domain: str | None
+) -> None:
+    report = check_gates(summary(**change), GATES, None)
+    assert not report.passed
+    assert failed(report) == [(gate, domain)]
+
+
+@pytest.mark.parametrize(
+    ("change", "gate", "reason"),
+    [
+        ({"summarization.rougeL": None}, "min_rouge_l", "metric 'rougeL' missing for summarization"),
+        ({"code.parse_rate": None}, "min_parse_rate", "metric 'parse_rate' missing for code"),
+        ({"creative.perplexity": None}, "max_perplexity", "metric 'perplexity' missing for creative"),
+        ({"code.p95_s": None}, "max_p95_latency_s", "metric 'p95_s' missing for code"),
+        (
+            {"quantized_perplexity_increase": None},
+            "max_quantized_perplexity_increase",
+            "metric 'quantized_perplexity_increase' missing from the candidate",
+        ),
+        ({"code.perplexity": math.nan}, "max_perplexity", "perplexity is NaN for code"),
+    ],
+)
+def test_a_missing_or_nan_metric_fails_its_gate_with_a_clear_reason(
+    change: dict[str, Any], gate: str, reason: str
+) -> None:
+    report = check_gates(summary(**change), GATES, None)
+    assert [(r.name, r.reason) for r in report.failures] == [(gate, reason)]
+
+
+def test_a_domain_that_was_not_evaluated_makes_its_gate_not_applicable() -> None:
+    candidate = summary()
+    del candidate["domains"]["summarization"]
+    report = check_gates(candidate, GATES, None)
+    assert report.passed
+    rouge = next(r for r in report.results if r.name == "min_rouge_l")
+    assert rouge.reason == "not applicable: no summarization results"
+
+
+def test_a_candidate_without_domains_fails_the_per_domain_gates() -> None:
+    report = check_gates({"quantized_perplexity_increase": 0.0}, GATES, None)
+    assert {r.name for r in report.failures} == {"max_perplexity", "max_p95_latency_s"}
+
+
+def test_boundary_values_pass() -> None:
+    report = check_gates(summary(**{"code.perplexity": 100.0, "code.parse_rate": 0.5}), GATES, None)
+    assert report.passed
+
+
+# Champion cases: mean perplexity of the candidate is 25.0 over its three domains.
+@pytest.mark.parametrize(
+    ("champion_changes", "passes", "beats"),
+    [
+        ({}, True, False),  # identical: no regression, but not better either
+        (
+            {"code.perplexity": 26.0, "creative.perplexity": 36.0, "summarization.perplexity": 31.0},
+            True,
+            True,
+        ),
+        # champion mean 23.5: candidate 25 is 6.4% worse (> 5%)
+        (
+            {"code.perplexity": 18.5, "creative.perplexity": 28.5, "summarization.perplexity": 23.5},
+            False,
+            False,
+        ),
+        # champion mean 24.0: candidate is 4.2% worse (<= 5%): passes the gate, does not beat
+        (
+            {"code.perplexity": 19.0, "creative.perplexity": 29.0, "summarization.perplexity": 24.0},
+            True,
+            False,
+        ),
+        ({"summarization.rougeL": 0.5}, False, False),  # rougeL drops 0.1 > 0.05
+        ({"code.parse_rate": 0.84}, True, False),  # parse rate drops 0.04 <= 0.05
+        ({"code.parse_rate": 0.9}, False, False),  # parse rate drops 0.1
+    ],
+)
+def test_regression_vs_champion(champion_changes: dict[str, float], passes: bool, beats: bool) -> None:
+    champion = summary(**champion_changes)
+    report = check_gates(summary(), GATES, champion)
+    assert report.passed is passes
+    assert beats_champion(summary(), champion) is beats
+    assert {r.name for r in report.failures} <= {"max_regression_vs_champion"}
+
+
+def test_no_champion_is_beaten_by_any_candidate() -> None:
+    assert beats_champion(summary(), None)
+
+
+def test_a_champion_domain_missing_from_the_candidate_fails_and_does_not_beat() -> None:
+    champion = summary(**{"code.perplexity": 90.0})
+    champion["domains"]["analysis"] = {"perplexity": 90.0}
+    report = check_gates(summary(), GATES, champion)
+    assert [r.reason for r in report.failures] == ["metric 'perplexity' missing for analysis"]
+    assert not beats_champion(summary(), champion)
+
+
+def test_a_metric_the_champion_never_had_is_not_compared() -> None:
+    champion = summary(**{"summarization.rougeL": None})
+    report = check_gates(summary(**{"summarization.rougeL": 0.3}), GATES, champion)
+    rouge = next(r for r in report.results if r.name == "max_regression_vs_champion" and r.metric == "rougeL")
+    assert rouge.passed and rouge.reason.startswith("not applicable")
+
+
+def test_report_json_lists_every_gate_with_value_threshold_and_reason() -> None:
+    report = check_gates(summary(**{"code.parse_rate": 0.1}), GATES, summary())
+    data = report.to_json()
+    assert data["passed"] is False
+    assert all({"name", "passed", "value", "threshold", "reason"} <= set(g) for g in data["gates"])
+    assert data["champion"] == summary()
+
+
+def _result(form: str, domain: str, **metrics: float) -> FormResult:
+    return FormResult(form, domain, 4, dict(metrics))
+
+
+def test_summary_takes_the_serving_form_and_the_worst_quantization_increase() -> None:
+    by_domain = {
+        "code": {
+            "lora": _result("lora", "code", perplexity=10.0, parse_rate=0.5, p95_s=0.1),
+            "quantized_lora": _result(
+                "quantized_lora", "code", perplexity=10.5, parse_rate=0.4, p95_s=0.2, token_f1=0.3
+            ),
+        },
+        "creative": {
+            "lora": _result("lora", "creative", perplexity=20.0, p95_s=0.1).to_json(),
+            "quantized_lora": _result("quantized_lora", "creative", perplexity=21.0, p95_s=0.2).to_json(),
+        },
+    }
+    built = gate_summary(by_domain, serving="quantized_lora")
+    assert built["domains"]["code"] == {"perplexity": 10.5, "parse_rate": 0.4, "p95_s": 0.2}
+    assert built["quantized_perplexity_increase"] == pytest.approx(0.05)
+    assert gate_summary(by_domain, serving="lora")["quantized_perplexity_increase"] == 0.0
+
+
+def test_serving_form_follows_the_serving_variant() -> None:
+    assert serving_form(EvaluationConfig(serving_variant="fp32")) == "lora"
+    assert serving_form(EvaluationConfig(serving_variant="4bit")) == "quantized_lora"
+
+
+def test_gate_checks_do_not_modify_their_inputs() -> None:
+    candidate, champion = summary(), summary(**{"code.perplexity": 10.0})
+    before = copy.deepcopy((candidate, champion))
+    check_gates(candidate, GATES, champion)
+    assert (candidate, champion) == before

@@ -1,0 +1,109 @@
+"""Task metrics against values worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from aistudio.evaluation.metrics import (
+    code_parse_rate,
+    domain_metrics,
+    exact_match,
+    latency_summary,
+    length_stats,
+    parses_as_python,
+    repetition_rate,
+    rouge_scores,
+    strip_code_fence,
+    token_f1,
+    token_overlap_f1,
+)
+
+
+def test_rouge_of_identical_strings_is_one() -> None:
+    text = "The council agreed to add two night bus lines."
+    assert rouge_scores([text], [text]) == {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0}
+
+
+def test_rouge_stems_words_and_averages_pairs() -> None:
+    # "cats" stems to "cat": a full match; the second pair shares nothing.
+    scores = rouge_scores(["the cats", "alpha beta"], ["the cat", "gamma delta"])
+    assert scores["rouge1"] == pytest.approx(0.5)
+    assert scores["rougeL"] == pytest.approx(0.5)
+
+
+def test_parse_rate_of_a_mix_counts_fenced_code_and_not_blank_output() -> None:
+    generations = [
+        "def add(a, b):\n    return a + b\n",
+        "```python\nx = [i * i for i in range(3)]\n```",
+        "def broken(:\n    pass",
+        "   ",
+    ]
+    assert code_parse_rate(generations) == 0.5
+
+
+def test_fence_is_stripped_even_when_generation_stopped_before_closing_it() -> None:
+    assert strip_code_fence("```py\nx = 1\n```") == "x = 1"
+    assert strip_code_fence("```\nx = 1") == "x = 1"
+    assert strip_code_fence("x = 1") == "x = 1"
+    assert parses_as_python("```python\nreturn_value = 2\n")
+
+
+def test_exact_match_ignores_whitespace_runs_only() -> None:
+    assert exact_match(["a  b\n", "c", "Case"], ["a b", "d", "case"]) == pytest.approx(1 / 3)
+
+
+def test_token_f1_on_a_known_pair() -> None:
+    # Articles and punctuation drop out: {cat, sat, on, mat} vs {cat, sat, on, hat}: P = R = 3/4.
+    assert token_f1("The cat sat on the mat.", "a cat sat on a hat") == pytest.approx(0.75)
+    assert token_f1("", "") == 1.0
+    assert token_f1("words", "") == 0.0
+    assert token_overlap_f1(["The cat sat on the mat.", "x"], ["a cat sat on a hat", "y"]) == pytest.approx(
+        0.375
+    )
+
+
+def test_repetition_of_a_a_a_a_is_one_half_for_trigrams() -> None:
+    assert repetition_rate(["a a a a"], n=3) == 0.5
+    assert repetition_rate(["a a a a"], n=2) == pytest.approx(2 / 3)
+    # Texts too short for one n-gram say nothing and are left out of the mean.
+    assert repetition_rate(["a a a a", "hi"], n=3) == 0.5
+    assert repetition_rate(["one two three four"]) == 0.0
+    assert repetition_rate([]) == 0.0
+
+
+def test_length_stats_count_words_and_blank_texts() -> None:
+    stats = length_stats(["one two", "", "a b c d"])
+    assert stats == {
+        "mean_words": 2.0,
+        "p50_words": 2.0,
+        "max_words": 4.0,
+        "empty_share": pytest.approx(1 / 3),
+    }
+
+
+def test_latency_summary_percentiles_are_over_calls_and_throughput_over_all_time() -> None:
+    summary = latency_summary([1.0, 2.0, 3.0, 4.0], [5, 5, 5, 5, 5, 5, 5, 5])
+    assert summary["p50_s"] == pytest.approx(2.5)
+    assert summary["p95_s"] == pytest.approx(3.85)
+    assert summary["tokens_per_second"] == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="at least one timed call"):
+        latency_summary([], [])
+
+
+@pytest.mark.parametrize(
+    ("domain", "keys"),
+    [
+        ("summarization", {"rouge1", "rouge2", "rougeL"}),
+        ("code", {"parse_rate", "exact_match"}),
+        ("creative", {"token_f1", "repetition_rate", "mean_words"}),
+        ("analysis", {"token_f1", "repetition_rate", "mean_words"}),
+        ("legal", {"token_f1", "repetition_rate", "mean_words"}),  # unknown domains: open-ended text
+    ],
+)
+def test_each_domain_gets_its_task_metrics(domain: str, keys: set[str]) -> None:
+    assert set(domain_metrics(domain, ["x = 1"], ["x = 1"])) == keys
+
+
+def test_predictions_and_references_must_pair_up() -> None:
+    with pytest.raises(ValueError, match="2 predictions for 1 references"):
+        domain_metrics("code", ["a", "b"], ["a"])

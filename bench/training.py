@@ -438,6 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(memory_probe(args.probe, args.tokenizer)))
         return 0
     report = run_bench()
+    report["summary"] = _headline(report)
     write_json(args.output, report)
     print(json.dumps(_headline(report), indent=2))
     return 0

@@ -86,7 +86,10 @@ def check_pipeline(root: Path) -> list[str]:
         for dep in stage.get("deps") or []:
             if _TEMPLATE.search(dep) or dep in produced or (root / dep).exists():
                 continue
-            if not any(dep.startswith(out.rstrip("/") + "/") for out in produced):
+            inside_an_output = any(dep.startswith(out.rstrip("/") + "/") for out in produced)
+            # A directory dep that gathers matrix outputs (models/lora ← models/lora/${item.model}).
+            gathers_outputs = any(out.startswith(dep.rstrip("/") + "/") for out in produced)
+            if not (inside_an_output or gathers_outputs):
                 problems.append(f"{where}.deps: '{dep}' neither exists nor is an output of a stage")
     if params is None:
         problems.append("params.yaml: invalid, see above")

@@ -1,0 +1,109 @@
+"""Serving settings: defaults ← YAML file ← AISTUDIO_* environment; keys never from a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aistudio.errors import UserError
+from aistudio.serving.settings import CONFIG_ENV, load_settings
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("AISTUDIO_"):
+            monkeypatch.delenv(key)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "serving.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["configs/serving.yaml", "k8s/base/serving.yaml"])
+def test_the_committed_configs_are_valid(name: str) -> None:
+    settings = load_settings(REPO / name)
+    assert settings.batching.max_batch_size >= 1
+    assert settings.api_keys == []
+
+
+def test_the_environment_overrides_the_file_key_by_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path, "batching:\n  max_batch_size: 4\n  max_wait_ms: 3\nqueue:\n  max_depth: 9\n")
+    monkeypatch.setenv("AISTUDIO_BATCHING__MAX_BATCH_SIZE", "16")
+    monkeypatch.setenv("AISTUDIO_LIMITS__RATE_LIMIT__REQUESTS_PER_SECOND", "0")
+    settings = load_settings(path)
+    assert settings.batching.max_batch_size == 16  # environment
+    assert settings.batching.max_wait_ms == 3  # file, same section
+    assert settings.queue.max_depth == 9  # file
+    assert settings.limits.rate_limit.requests_per_second == 0
+    assert settings.generation.max_new_tokens == 512  # default
+
+
+def test_the_config_path_can_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CONFIG_ENV, str(_write(tmp_path, "queue:\n  max_depth: 3\n")))
+    assert load_settings().queue.max_depth == 3
+
+
+def test_api_keys_come_from_a_comma_list_and_a_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_file = tmp_path / "keys"
+    key_file.write_text("# one per line\nfile-key-0123456789abcdef\n\n")
+    monkeypatch.setenv("AISTUDIO_API_KEYS", "env-key-0123456789abcdef, env-key-fedcba9876543210")
+    monkeypatch.setenv("AISTUDIO_API_KEY_FILE", str(key_file))
+    settings = load_settings(_write(tmp_path, ""))
+    assert settings.all_api_keys() == [
+        "env-key-0123456789abcdef",
+        "env-key-fedcba9876543210",
+        "file-key-0123456789abcdef",
+    ]
+    assert "env-key" not in repr(settings)
+
+
+def test_keys_in_the_config_file_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="api_keys must not be in a config file"):
+        load_settings(_write(tmp_path, "api_keys: [abc]\n"))
+
+
+def test_short_keys_and_a_missing_key_file_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AISTUDIO_API_KEYS", "short")
+    with pytest.raises(UserError, match="shorter than 16"):
+        load_settings(_write(tmp_path, "")).all_api_keys()
+    monkeypatch.delenv("AISTUDIO_API_KEYS")
+    monkeypatch.setenv("AISTUDIO_API_KEY_FILE", str(tmp_path / "absent"))
+    with pytest.raises(UserError, match="not found"):
+        load_settings(_write(tmp_path, "")).all_api_keys()
+
+
+def test_every_problem_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "batching:\n  max_batch_size: 0\n  colour: red\ngeneration:\n  default_max_tokens: 900\n"
+    )
+    with pytest.raises(UserError) as refused:
+        load_settings(path)
+    problems = refused.value.problems
+    assert any("batching.max_batch_size must be >= 1" in p for p in problems)
+    assert any("batching.colour is not a known key" in p for p in problems)
+    assert any("default_max_tokens (900) must be <= max_new_tokens (512)" in p for p in problems)
+
+
+def test_an_explicit_missing_config_is_an_error_but_the_default_may_be_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(UserError, match="file not found"):
+        load_settings(tmp_path / "absent.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().queue.max_depth == 64

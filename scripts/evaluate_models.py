@@ -10,9 +10,8 @@ import logging
 from pathlib import Path
 
 from aistudio import paths
-from aistudio.cli import configure_logging, run_cli
+from aistudio.cli import configure_logging, run_cli, selected_models
 from aistudio.config import load_mlflow_config, load_params
-from aistudio.errors import UserError
 from aistudio.io import write_json
 
 STAGE = "evaluate"
@@ -27,10 +26,7 @@ def main() -> int:
     args = parser.parse_args()
     params = load_params(args.params)
     mlflow_cfg = load_mlflow_config(args.mlflow_config)
-    names = args.model or list(params.models)
-    unknown = [n for n in names if n not in params.models]
-    if unknown:
-        raise UserError(f"--model {unknown} is not in params.yaml models {sorted(params.models)}")
+    names = selected_models(params.models, args.model)
     configure_logging(STAGE)
     # Imported after params are validated: a user error should not wait for (or print from) torch.
     from aistudio.evaluation import layout

@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 
 from aistudio import paths
-from aistudio.cli import configure_logging, run_cli
+from aistudio.cli import configure_logging, run_cli, selected_models
 from aistudio.config import load_mlflow_config, load_params
-from aistudio.errors import UserError
 from aistudio.io import write_json
 from aistudio.training import layout
 
@@ -23,8 +22,7 @@ def main() -> int:
     parser.add_argument("--mlflow-config", type=Path, default=paths.MLFLOW_FILE)
     args = parser.parse_args()
     params = load_params(args.params)
-    if args.model not in params.models:
-        raise UserError(f"--model '{args.model}' is not in params.yaml models {sorted(params.models)}")
+    selected_models(params.models, [args.model])
     configure_logging(STAGE)
     # Imported after params are validated: a user error should not wait for (or print from) torch.
     from aistudio.training.stages import finetune_domain_model

@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 
 from aistudio import paths
-from aistudio.cli import configure_logging, run_cli
+from aistudio.cli import configure_logging, run_cli, selected_models
 from aistudio.config import load_mlflow_config, load_params
-from aistudio.errors import UserError
 from aistudio.io import write_json
 
 STAGE = "quantize_models"
@@ -26,9 +25,7 @@ def main() -> int:
     parser.add_argument("--mlflow-config", type=Path, default=paths.MLFLOW_FILE)
     args = parser.parse_args()
     params = load_params(args.params)
-    unknown = sorted(set(args.model or []) - set(params.models))
-    if unknown:
-        raise UserError(f"--model {unknown} not in params.yaml models {sorted(params.models)}")
+    names = selected_models(params.models, args.model)
     configure_logging(STAGE)
     # Imported after params are validated: a user error should not wait for (or print from) torch.
     from aistudio.quantization import QUANTIZATION_METRICS, check_base_models, quantize_model

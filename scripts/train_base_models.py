@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 
 from aistudio import paths
-from aistudio.cli import configure_logging, run_cli
+from aistudio.cli import configure_logging, run_cli, selected_models
 from aistudio.config import load_mlflow_config, load_params
-from aistudio.errors import UserError
 from aistudio.io import write_json
 from aistudio.training import layout
 from aistudio.training.distributed import is_main_process
@@ -28,10 +27,7 @@ def main() -> int:
     # Imported after params are validated: a user error should not wait for (or print from) torch.
     from aistudio.training.stages import train_base_model
 
-    names = args.model or list(params.models)
-    unknown = [n for n in names if n not in params.models]
-    if unknown or not names:
-        raise UserError(f"params.yaml: models has no entry {unknown or 'at all'}; known: {sorted(params.models)}")
+    names = selected_models(params.models, args.model)
     metrics = {name: train_base_model(params, name, Path(params.data.processed_dir), mlflow_cfg) for name in names}
     if is_main_process():
         write_json(layout.TRAIN_BASE_METRICS, metrics)

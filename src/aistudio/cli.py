@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from aistudio.environment import apply_offline_defaults
@@ -36,3 +36,13 @@ def run_cli(main: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(code)
+
+
+def selected_models(known: Collection[str], requested: Sequence[str] | None) -> list[str]:
+    """The --model values a stage was given (all of params.yaml `models` when none), checked."""
+    if not known:
+        raise UserError("params.yaml: models has no entry; add at least one base model")
+    unknown = sorted(set(requested or ()) - set(known))
+    if unknown:
+        raise UserError(f"--model {unknown} is not in params.yaml models {sorted(known)}")
+    return list(requested or known)

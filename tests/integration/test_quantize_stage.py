@@ -260,4 +260,4 @@ def test_script_refuses_an_unknown_model_before_loading_torch(stage_workspace: P
         capture_output=True, text=True, check=False,
     )
     assert completed.returncode == 2
-    assert "--model ['nope'] not in params.yaml models ['tiny']" in completed.stderr
+    assert "--model ['nope'] is not in params.yaml models ['tiny']" in completed.stderr

@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -419,15 +420,33 @@ def _wake_on_failure(events: asyncio.Queue[StreamEvent]) -> Any:
     return callback
 
 
-@router.post("/v1/completions")
-async def completions(body: CompletionRequest, request: Request, caller: str = Depends(authorize)) -> Any:
-    state, request_id, target, deadline = _start(request, body, "cmpl")
-    max_tokens = _check_sampling(state, body, len(body.prompts))
-    jobs = _make_jobs(state, request, body.prompts, "prompt", body, target.adapter, max_tokens)
+@dataclass(frozen=True)
+class _Accepted:
+    state: ServerState
+    request_id: str
+    jobs: list[GenerationJob]
+    deadline: float
+    headers: dict[str, str]
+
+
+def _accept(
+    request: Request, body: SamplingRequest, prefix: str, prompts: Sequence[str], param: str
+) -> _Accepted:
+    """Shared by both generation routes: check limits, queue one job per prompt × n, count the A/B arm."""
+    state, request_id, target, deadline = _start(request, body, prefix)
+    max_tokens = _check_sampling(state, body, len(prompts))
+    jobs = _make_jobs(state, request, prompts, param, body, target.adapter, max_tokens)
     _submit(state, jobs)
     _record_assignment(state, request, request_id, target)
+    return _Accepted(state, request_id, jobs, deadline, _headers(request_id, target))
+
+
+@router.post("/v1/completions")
+async def completions(body: CompletionRequest, request: Request, caller: str = Depends(authorize)) -> Any:
+    accepted = _accept(request, body, "cmpl", body.prompts, "prompt")
+    state, request_id, jobs, deadline, headers = (
+        accepted.state, accepted.request_id, accepted.jobs, accepted.deadline, accepted.headers)
     model = body.model
-    headers = _headers(request_id, target)
     if body.stream:
         created = int(time.time())
 
@@ -459,14 +478,10 @@ async def completions(body: CompletionRequest, request: Request, caller: str = D
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, caller: str = Depends(authorize)
 ) -> Any:
-    state, request_id, target, deadline = _start(request, body, "chatcmpl")
-    max_tokens = _check_sampling(state, body, 1)
-    prompt = render_chat(body.messages)
-    jobs = _make_jobs(state, request, [prompt], "messages", body, target.adapter, max_tokens)
-    _submit(state, jobs)
-    _record_assignment(state, request, request_id, target)
+    accepted = _accept(request, body, "chatcmpl", [render_chat(body.messages)], "messages")
+    state, request_id, jobs, deadline, headers = (
+        accepted.state, accepted.request_id, accepted.jobs, accepted.deadline, accepted.headers)
     model = body.model
-    headers = _headers(request_id, target)
     if body.stream:
         created = int(time.time())
 

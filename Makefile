@@ -18,6 +18,8 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLCONFIGDIR := $(CURDIR)/.hf/matplotlib
+# pip's and other tools' caches (platformdirs honours XDG_CACHE_HOME) stay inside the repo too.
+export XDG_CACHE_HOME := $(CURDIR)/.cache
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup pipeline test bench serve monitor clean-outputs

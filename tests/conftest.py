@@ -14,7 +14,7 @@ from aistudio.environment import OFFLINE_DEFAULTS
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What a stage-level test needs from the repository; outputs and environments are left behind.
 _COPY_IGNORE = shutil.ignore_patterns(
-    ".venv", ".git", ".hf", "mlruns", "mlflow.db", "models", "logs", "__pycache__", ".pytest_cache",
+    ".venv", ".git", ".hf", ".cache", "mlruns", "mlflow.db", "models", "logs", "__pycache__", ".pytest_cache",
     "processed", "bench", ".dvc-remote", "tmp", "rendered",
 )
 

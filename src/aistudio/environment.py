@@ -33,3 +33,4 @@ def apply_offline_defaults(root: Path | None = None) -> None:
         os.environ.setdefault(key, value)
     os.environ.setdefault("HF_HOME", str(root / ".hf"))
     os.environ.setdefault("MPLCONFIGDIR", str(root / ".hf" / "matplotlib"))
+    os.environ.setdefault("XDG_CACHE_HOME", str(root / ".cache"))

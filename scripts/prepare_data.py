@@ -9,7 +9,7 @@ from pathlib import Path
 from aistudio import paths, tracking
 from aistudio.cli import configure_logging, run_cli
 from aistudio.config import load_mlflow_config, load_params
-from aistudio.data.prepare import collect_source_files, prepare_records, write_outputs
+from aistudio.data.prepare import prepare_records, write_outputs
 
 STAGE = "prepare_data"
 
@@ -29,7 +29,7 @@ def main() -> int:
 
     result = prepare_records(params.data, root, params.seed, progress=not args.no_progress)
     report = write_outputs(result, processed, paths.DATA_QUALITY_METRICS)
-    inputs = [f.path for f in collect_source_files(params.data, root)]
+    inputs = [root / name for name in result.source_of_file]
     with tracking.stage_run(mlflow_cfg, STAGE, {"seed": params.seed, **params.data.model_dump()}, inputs):
         tracking.log_metrics(report)
         tracking.log_artifact(paths.DATA_QUALITY_METRICS)

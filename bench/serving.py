@@ -52,7 +52,7 @@ from aistudio.modeling.loading import ModelCard, save_model_dir
 from aistudio.modeling.prompts import render_prompt
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
 from aistudio.paths import BENCH_DIR
-from aistudio.serving.drift import build_reference_profile, byte_fallback_ids, input_features, save_profile
+from aistudio.serving.drift import profile_from_prompts, save_profile
 from aistudio.training.adapters import attach_lora, save_adapter
 
 OUTPUT = BENCH_DIR / "serving.json"
@@ -123,9 +123,11 @@ def build_bench_bundle(root: Path) -> Path:
                 if "lora_B" in param_name:  # B starts at zero (a no-op adapter); make it change outputs
                     param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
         adapters[name] = save_adapter(peft_model, root / "adapters" / name, name)
-    fallback = byte_fallback_ids(tokenizer.get_vocab())
-    profile = build_reference_profile(
-        input_features(t, FAMILY.token_ids(tokenizer, t), tokenizer.unk_token_id, fallback) for t in texts
+    profile = profile_from_prompts(
+        ((t, None) for t in texts),
+        lambda text: FAMILY.token_ids(tokenizer, text),
+        tokenizer.get_vocab(),
+        tokenizer.unk_token_id,
     )
     save_profile(profile, root / REFERENCE_PROFILE)
     build_bundle(

@@ -75,6 +75,9 @@ def test_each_model_is_registered_and_promoted_or_held_with_a_reason(pipeline: P
             assert registration["aliases"].get("champion") == 1
         else:
             assert registration["aliases"].get("challenger") == 1
+    for model in MODELS:  # the server's drift reference travels inside the bundle
+        manifest = json.loads((pipeline / "models/bundles" / model / "manifest.json").read_text())
+        assert "reference_profile.json" in manifest["files"]
     listed = subprocess.run([sys.executable, "scripts/registry.py", "list", "--tracking-uri", "sqlite:///mlflow.db"],
                             cwd=pipeline, capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0 and "aistudio-phi2" in listed.stdout

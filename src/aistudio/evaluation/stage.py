@@ -28,6 +28,8 @@ from aistudio.training.stages import SKIPPED_MARKER, for_domain, load_split
 
 log = logging.getLogger(__name__)
 BUNDLES_DIR = Path("models/bundles")
+# Training prompts sampled for the server's drift reference: plenty for stable bins, cheap to featurise.
+REFERENCE_PROMPTS = 2000
 
 
 @dataclass
@@ -51,6 +53,28 @@ def _adapters(model: str, domains: list[str]) -> dict[str, Path]:
     if not found:
         raise UserError(f"{layout.lora_dir(model, '*')}: no trained LoRA adapter; run `dvc repro train_lora_adapters`")
     return found
+
+
+def write_reference_profile(model: str, train: list[Mapping[str, Any]], path: Path) -> Path:
+    """The drift reference the server compares live prompts with: training prompts, as served."""
+    from transformers import AutoTokenizer
+
+    from aistudio.modeling.family import family_for
+    from aistudio.modeling.loading import ModelCard
+    from aistudio.modeling.prompts import example_from_record
+    from aistudio.serving.drift import profile_from_prompts, save_profile
+
+    base = layout.base_dir(model)
+    family = family_for(ModelCard.load(base).family)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    # The split is sorted by domain: a strided sample keeps every domain in its share.
+    sample = train[:: max(1, len(train) // REFERENCE_PROMPTS)]
+    prompts = ((example_from_record(r).prompt, r.get("domain")) for r in sample)
+    profile = profile_from_prompts(
+        prompts, lambda text: family.token_ids(tokenizer, text), tokenizer.get_vocab(), tokenizer.unk_token_id
+    )
+    save_profile(profile, path)
+    return path
 
 
 def serving_base_dir(params: Params, model: str) -> Path:
@@ -119,7 +143,7 @@ def evaluate_model(
     registry_factory: Callable[[str], Any] | None = None,
 ) -> ModelEvaluation:
     """Evaluate, gate, and register (and maybe promote) one base model's serving bundle."""
-    from aistudio.bundle import build_bundle
+    from aistudio.bundle import REFERENCE_PROFILE, build_bundle
     from aistudio.registry import ModelRegistry, check_reachable
 
     registered = mlflow_cfg.registry.get(model)
@@ -146,10 +170,15 @@ def evaluate_model(
             "params_hash": lineage["aistudio.params_hash"],
             "run_ids": {"evaluate": run.info.run_id},
         }
+        reference = write_reference_profile(
+            model, load_split(processed_dir, "train"), BUNDLES_DIR / f".{model}-{REFERENCE_PROFILE}"
+        )
         build_bundle(
             bundle_dir(model), serving_base_dir(params, model), adapters, model,
             _family_name(model), params.evaluation.serving_variant, candidate, manifest_lineage,
+            extra_files={REFERENCE_PROFILE: reference},
         )
+        reference.unlink()
         version = registry.register_bundle(registered, bundle_dir(model), run.info.run_id, {"aistudio.model": model})
         decision = registry.promote_if_better(registered, version, gate.passed, beats)
         registration = {"registered_model": registered, "version": version, "decision": decision,

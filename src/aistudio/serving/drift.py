@@ -248,6 +248,21 @@ class _Profile(Strict):
         return self
 
 
+def profile_from_prompts(
+    prompts: Iterable[tuple[str, str | None]],
+    tokenize: Callable[[str], Sequence[int]],
+    vocab: Mapping[str, int],
+    unk_token_id: int | None,
+    **profile_options: Any,
+) -> dict[str, Any]:
+    """The reference profile of (prompt, domain) pairs, featurised exactly as the server does per request."""
+    fallback = byte_fallback_ids(vocab)
+    return build_reference_profile(
+        (input_features(prompt, tokenize(prompt), unk_token_id, fallback, domain) for prompt, domain in prompts),
+        **profile_options,
+    )
+
+
 def save_profile(profile: Mapping[str, Any], path: Path) -> None:
     write_json(Path(path), profile)
 

@@ -31,7 +31,7 @@ from aistudio.modeling.prompts import Example, render_prompt
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
 from aistudio.monitoring_config import MonitoringConfig
 from aistudio.serving.app import create_app
-from aistudio.serving.drift import build_reference_profile, byte_fallback_ids, input_features, save_profile
+from aistudio.serving.drift import profile_from_prompts, save_profile
 from aistudio.serving.settings import ServingSettings
 from aistudio.training.adapters import attach_lora, save_adapter
 
@@ -113,10 +113,11 @@ def build_tiny_bundle(family_name: str, root: Path) -> TinyBundle:
         peft_model = attach_lora(copy.deepcopy(base), family, LORA, adapter_name=adapter)
         _train_adapter(peft_model, family, tokenizer, target)
         adapter_dirs[adapter] = save_adapter(peft_model, root / "adapters" / adapter, adapter)
-    fallback = byte_fallback_ids(tokenizer.get_vocab())
-    profile = build_reference_profile(
-        input_features(p, family.token_ids(tokenizer, p), tokenizer.unk_token_id, fallback)
-        for p in NORMAL_PROMPTS
+    profile = profile_from_prompts(
+        ((p, None) for p in NORMAL_PROMPTS),
+        lambda text: family.token_ids(tokenizer, text),
+        tokenizer.get_vocab(),
+        tokenizer.unk_token_id,
     )
     save_profile(profile, root / REFERENCE_PROFILE)
     build_bundle(

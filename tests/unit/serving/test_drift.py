@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from aistudio.errors import UserError
+from aistudio.modeling.family import CausalFamily
+from aistudio.modeling.tokenizer import train_bpe_tokenizer
 from aistudio.monitoring_config import DRIFT_FEATURES, DriftConfig
 from aistudio.serving.drift import (
     NO_DOMAIN,
@@ -19,6 +21,7 @@ from aistudio.serving.drift import (
     input_features,
     load_profile,
     population_stability_index,
+    profile_from_prompts,
     save_profile,
 )
 
@@ -230,3 +233,21 @@ def test_psi_is_zero_for_identical_distributions_and_grows_with_the_shift() -> N
     small = population_stability_index(np.array([0.3, 0.25, 0.25, 0.2]), reference)
     large = population_stability_index(np.array([0.7, 0.1, 0.1, 0.1]), reference)
     assert 0 < small < large
+
+
+def test_profile_from_prompts_featurises_like_the_server() -> None:
+    family = CausalFamily()
+    tokenizer = train_bpe_tokenizer([f"sum {i} and {i + 1}" for i in range(100)], 300, 1, family.special_tokens)
+    prompts = [(f"sum {i} and {i * 3}", "code") for i in range(60)]
+    profile = profile_from_prompts(
+        prompts, lambda t: family.token_ids(tokenizer, t), tokenizer.get_vocab(), tokenizer.unk_token_id
+    )
+    fallback = byte_fallback_ids(tokenizer.get_vocab())
+    expected = build_reference_profile(
+        input_features(p, family.token_ids(tokenizer, p), tokenizer.unk_token_id, fallback, d) for p, d in prompts
+    )
+    assert profile == expected
+    assert profile != build_reference_profile(
+        input_features(p, family.token_ids(tokenizer, p), tokenizer.unk_token_id, fallback, "creative")
+        for p, _ in prompts
+    )

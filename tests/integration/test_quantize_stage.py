@@ -8,7 +8,6 @@ import random
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +36,8 @@ from aistudio.quantization import (
 from aistudio.training import layout
 from aistudio.training.adapters import AdapterSet, attach_lora, save_adapter
 
-pytestmark = pytest.mark.slow
+# Tiny models gain nothing from a second thread (see single_torch_thread in tests/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_torch_thread")]
 
 ARCH = TinyArchitecture(hidden_size=128, intermediate_size=512, num_layers=2, num_heads=4)
 # Small enough that the measurement adds a second or two per variant, large enough to be a real run.
@@ -45,14 +45,6 @@ CFG = QuantizationConfig(latency_prompts=2, max_new_tokens=4, perplexity_samples
 WORDS = "the cat sat on a mat and sang to the moon while rain fell softly over river hill town".split()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny models gain nothing from a second thread, and on a shared CPU every OpenMP barrier then
-    # waits for both threads to be scheduled: one thread runs these tests several times faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _texts(count: int = 200) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,14 +30,8 @@ from aistudio.training import layout
 WORDS = "the cat sat on a mat and sang to the moon while rain fell softly".split()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny models gain nothing from a second thread, and on a shared CPU every OpenMP barrier then
-    # waits for both threads to be scheduled: one thread runs these tests several times faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models gain nothing from a second thread (see single_torch_thread in tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def test_variants_live_under_models_quantized_and_fp32_is_the_source_model() -> None:

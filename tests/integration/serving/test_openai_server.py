@@ -265,9 +265,12 @@ def test_requests_past_the_timeout_get_504_and_streams_an_error_event(
         async def crowd() -> list[httpx.Response]:
             headers = {"Authorization": f"Bearer {server.api_key}"}
             async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as http:
-                calls = [http.post("/v1/completions", json=body) for _ in range(12)]
-                calls.append(http.post("/v1/completions", json={**body, "stream": True}))
-                return await asyncio.gather(*calls)
+                crowd = [asyncio.ensure_future(http.post("/v1/completions", json=body)) for _ in range(12)]
+                # The stream joins once the crowd is queued (gather alone gives no arrival order, and a
+                # stream served first would finish in time): it waits behind twelve 64-token answers.
+                await asyncio.sleep(0.05)
+                stream = await http.post("/v1/completions", json={**body, "stream": True})
+                return [*(await asyncio.gather(*crowd)), stream]
 
         *responses, stream = asyncio.run(crowd())
         with server.client() as http:

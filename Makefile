@@ -50,7 +50,10 @@ setup: $(STAMP)
 pipeline: setup
 	AISTUDIO_PIPELINE_ID=$${AISTUDIO_PIPELINE_ID:-repro-$$(date -u +%Y%m%dT%H%M%SZ)} dvc repro
 
+# Lint first: a style error fails in seconds, before minutes of tests.
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup

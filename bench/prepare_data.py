@@ -49,13 +49,23 @@ def main() -> None:
     report = result.quality_report()
     baseline_rps, ours_rps = n_parsed / baseline_s, report["input_records"] / ours_s
     ratio = ours_rps / baseline_rps
-    write_json(OUTPUT, {
-        "summary": {"ratio": round(ratio, 4), "goal": GOAL_RATIO, "meets_goal": ratio >= GOAL_RATIO},
-        "records": n_parsed,
-        "baseline_parse_only": {"seconds": round(baseline_s, 3), "records_per_second": round(baseline_rps, 1)},
-        "prepare_data": {"seconds": round(ours_s, 3), "records_per_second": round(ours_rps, 1),
-                         "kept": report["kept_records"], "rejected": report["rejected_records"]},
-    })
+    write_json(
+        OUTPUT,
+        {
+            "summary": {"ratio": round(ratio, 4), "goal": GOAL_RATIO, "meets_goal": ratio >= GOAL_RATIO},
+            "records": n_parsed,
+            "baseline_parse_only": {
+                "seconds": round(baseline_s, 3),
+                "records_per_second": round(baseline_rps, 1),
+            },
+            "prepare_data": {
+                "seconds": round(ours_s, 3),
+                "records_per_second": round(ours_rps, 1),
+                "kept": report["kept_records"],
+                "rejected": report["rejected_records"],
+            },
+        },
+    )
     print(f"parse-only {baseline_rps:,.0f} rec/s, prepare_data {ours_rps:,.0f} rec/s, ratio {ratio:.3f}")
 
 

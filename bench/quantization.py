@@ -86,11 +86,19 @@ def synthetic_records(count: int, seed: int) -> list[dict[str, str]]:
         if kind < 0.4:
             records.append({"instruction": f"Add {a} and {b}.", "output": f"{a} plus {b} is {a + b}."})
         elif kind < 0.7:
-            records.append({"instruction": f"{name} has {a} {thing} and finds {b} more. How many now?",
-                            "output": f"{name} now has {a + b} {thing}."})
+            records.append(
+                {
+                    "instruction": f"{name} has {a} {thing} and finds {b} more. How many now?",
+                    "output": f"{name} now has {a + b} {thing}.",
+                }
+            )
         else:
-            records.append({"text": f"every morning {name} walks to the {place} with {a} {thing} and comes "
-                                    f"back from the {place} with {b} {thing} for the {place} keeper."})
+            records.append(
+                {
+                    "text": f"every morning {name} walks to the {place} with {a} {thing} and comes "
+                    f"back from the {place} with {b} {thing} for the {place} keeper."
+                }
+            )
     return records
 
 
@@ -99,7 +107,9 @@ def synthetic_records(count: int, seed: int) -> list[dict[str, str]]:
 
 def train_fp32(records: Sequence[Mapping[str, Any]], tokenizer: Any) -> tuple[Any, list[float]]:
     examples = [example_from_record(r) for r in records]
-    encoded = [e for e in (FAMILY.encode(x, tokenizer, MAX_LENGTH, loss_on_output_only=False) for x in examples) if e]
+    encoded = [
+        e for e in (FAMILY.encode(x, tokenizer, MAX_LENGTH, loss_on_output_only=False) for x in examples) if e
+    ]
     model = FAMILY.build_tiny(ARCH, tokenizer, seed=SEED)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.0)
     warmup = 10
@@ -137,7 +147,9 @@ def prefill_seconds(model: Any, vocab_size: int, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def interleaved_latency(loaded: Mapping[str, tuple[Any, Any]], prompts: Sequence[str]) -> dict[str, dict[str, float]]:
+def interleaved_latency(
+    loaded: Mapping[str, tuple[Any, Any]], prompts: Sequence[str]
+) -> dict[str, dict[str, float]]:
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in loaded}
     for _ in range(ROUNDS):
         for name, (model, tokenizer) in loaded.items():
@@ -192,14 +204,28 @@ def run_bench() -> dict[str, Any]:
             load_seconds = time.perf_counter() - start
             loaded[name] = (variant_model, variant_tokenizer)
             # No prompts: latency is measured below, interleaved across the variants.
-            measured[name] = measure_variant(variant_model, variant_tokenizer, FAMILY, [], validation, CFG,
-                                             model_dir=directory, load_seconds=load_seconds, max_length=MAX_LENGTH)
+            measured[name] = measure_variant(
+                variant_model,
+                variant_tokenizer,
+                FAMILY,
+                [],
+                validation,
+                CFG,
+                model_dir=directory,
+                load_seconds=load_seconds,
+                max_length=MAX_LENGTH,
+            )
         _progress(f"latency: {ROUNDS} interleaved rounds over {list(loaded)}")
         latency = interleaved_latency(loaded, prompts)
 
     reference = {**measured[REFERENCE], **latency[REFERENCE]}
     results: dict[str, dict[str, Any]] = {
-        REFERENCE: {"status": "ok", "method": "unquantized fp32", **reference, **relative_to(reference, reference)}
+        REFERENCE: {
+            "status": "ok",
+            "method": "unquantized fp32",
+            **reference,
+            **relative_to(reference, reference),
+        }
     }
     for variant, entry in variants.items():
         if entry["status"] == "ok":
@@ -211,15 +237,27 @@ def run_bench() -> dict[str, Any]:
 
     return {
         "setup": {
-            "model": {**ARCH.model_dump(), "parameters": total, "embedding_share": round(embedded / total, 4)},
+            "model": {
+                **ARCH.model_dump(),
+                "parameters": total,
+                "embedding_share": round(embedded / total, 4),
+            },
             "vocab_size": len(tokenizer),
-            "training": {"steps": TRAIN_STEPS, "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE,
-                         "first_loss": round(losses[0], 4), "last_loss": round(statistics.fmean(losses[-10:]), 4),
-                         "seconds": round(train_seconds, 1)},
+            "training": {
+                "steps": TRAIN_STEPS,
+                "batch_size": BATCH_SIZE,
+                "learning_rate": LEARNING_RATE,
+                "first_loss": round(losses[0], 4),
+                "last_loss": round(statistics.fmean(losses[-10:]), 4),
+                "seconds": round(train_seconds, 1),
+            },
             "perplexity": f"{VALIDATION_RECORDS} held-out synthetic records, target tokens only",
-            "latency": (f"batch 1, greedy, exactly {CFG.max_new_tokens} new tokens per prompt, "
-                        f"{CFG.latency_prompts} prompts, median over {ROUNDS} interleaved rounds"),
-            "prefill": f"one forward over {PREFILL_BATCH}x{PREFILL_TOKENS} tokens, median over {ROUNDS} rounds",
+            "latency": (
+                f"batch 1, greedy, exactly {CFG.max_new_tokens} new tokens per prompt, "
+                f"{CFG.latency_prompts} prompts, median over {ROUNDS} interleaved rounds"
+            ),
+            "prefill": f"one forward over {PREFILL_BATCH}x{PREFILL_TOKENS} tokens, median over {ROUNDS} "
+            "rounds",
             "device": "cuda" if torch.cuda.is_available() else "cpu",
             "torch_threads": torch.get_num_threads(),
             "load_average_1m": {"start": load_at_start, "end": round(os.getloadavg()[0], 2)},
@@ -237,7 +275,8 @@ def _pick(results: Mapping[str, Mapping[str, Any]], key: str) -> dict[str, Any]:
 def summarise(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     four, dynamic = results.get("4bit", {}), results.get("dynamic", {})
     goals = {
-        f"4bit_size_at_most_{GOAL_4BIT_SIZE}x": four.get("status") == "ok" and four["size_ratio"] <= GOAL_4BIT_SIZE,
+        f"4bit_size_at_most_{GOAL_4BIT_SIZE}x": four.get("status") == "ok"
+        and four["size_ratio"] <= GOAL_4BIT_SIZE,
         f"4bit_perplexity_increase_at_most_{GOAL_4BIT_PERPLEXITY:.0%}": (
             four.get("status") == "ok" and four["perplexity_change"] <= GOAL_4BIT_PERPLEXITY
         ),
@@ -258,7 +297,9 @@ def summarise(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=OUTPUT, help="where the JSON report goes")
-    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="torch CPU threads for the whole run")
+    parser.add_argument(
+        "--threads", type=int, default=DEFAULT_THREADS, help="torch CPU threads for the whole run"
+    )
     args = parser.parse_args(argv)
     apply_offline_defaults()
     torch.set_num_threads(args.threads)

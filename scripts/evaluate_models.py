@@ -33,20 +33,30 @@ def main() -> int:
     from aistudio.evaluation.report import write_plots, write_report
     from aistudio.evaluation.stage import evaluate_model
 
-    evaluations = {name: evaluate_model(params, name, Path(params.data.processed_dir), mlflow_cfg) for name in names}
+    evaluations = {
+        name: evaluate_model(params, name, Path(params.data.processed_dir), mlflow_cfg) for name in names
+    }
     results = {name: ev.results for name, ev in evaluations.items()}
-    write_json(layout.EVALUATION_METRICS, {
-        name: {d: {form: r.metrics for form, r in forms.items()} for d, forms in ev.results.items()}
-        for name, ev in evaluations.items()
-    })
+    write_json(
+        layout.EVALUATION_METRICS,
+        {
+            name: {d: {form: r.metrics for form, r in forms.items()} for d, forms in ev.results.items()}
+            for name, ev in evaluations.items()
+        },
+    )
     write_json(paths.GATE_METRICS, {name: ev.gate_json() for name, ev in evaluations.items()})
-    write_report(layout.EVALUATION_REPORT, results, {n: ev.gate for n, ev in evaluations.items()},
-                 {n: ev.behaviour for n, ev in evaluations.items()})
+    write_report(
+        layout.EVALUATION_REPORT,
+        results,
+        {n: ev.gate for n, ev in evaluations.items()},
+        {n: ev.behaviour for n, ev in evaluations.items()},
+    )
     write_plots(results)
     failed = [name for name, ev in evaluations.items() if not ev.gate.passed]
     for name in failed:
-        logging.getLogger(STAGE).warning("%s failed its gates: %s", name,
-                                         "; ".join(g.reason for g in evaluations[name].gate.failures))
+        logging.getLogger(STAGE).warning(
+            "%s failed its gates: %s", name, "; ".join(g.reason for g in evaluations[name].gate.failures)
+        )
     return GATE_FAILED_EXIT if failed and params.evaluation.fail_on_gate else 0
 
 

@@ -28,7 +28,11 @@ def main() -> int:
     from aistudio.training.stages import finetune_domain_model
 
     metrics = finetune_domain_model(
-        params, args.model, args.domain, Path(params.data.processed_dir), load_mlflow_config(args.mlflow_config)
+        params,
+        args.model,
+        args.domain,
+        Path(params.data.processed_dir),
+        load_mlflow_config(args.mlflow_config),
     )
     write_json(layout.finetune_metrics(args.model, args.domain), metrics)
     return 0

@@ -67,7 +67,8 @@ def main() -> int:
     print(f"{source['kind']} {source['url']}: {shown}")
     if all(values.get(signal) is None for signal in monitor.SIGNALS):
         print(
-            f"no aistudio_* data at {source['url']}: is a model server running and scraped (job model-server)?"
+            f"no aistudio_* data at {source['url']}: is a model server running and scraped (job "
+            "model-server)?"
         )
     for breach in report["breaches"]:
         print(f"breach: {breach['message']}")

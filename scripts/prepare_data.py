@@ -35,7 +35,10 @@ def main() -> int:
         tracking.log_artifact(paths.DATA_QUALITY_METRICS)
     logging.getLogger(STAGE).info(
         "kept %d of %d records (%d rejected); splits %s",
-        report["kept_records"], report["input_records"], report["rejected_records"], report["splits"],
+        report["kept_records"],
+        report["input_records"],
+        report["rejected_records"],
+        report["splits"],
     )
     return 0
 

@@ -20,7 +20,9 @@ STAGE = "quantize_models"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", help="a model from params.yaml (repeatable; default: all)")
+    parser.add_argument(
+        "--model", action="append", help="a model from params.yaml (repeatable; default: all)"
+    )
     parser.add_argument("--params", type=Path, default=paths.PARAMS_FILE)
     parser.add_argument("--mlflow-config", type=Path, default=paths.MLFLOW_FILE)
     args = parser.parse_args()
@@ -33,7 +35,9 @@ def main() -> int:
     names = args.model or list(params.models)
     check_base_models(names)  # all missing models reported at once, before hours of work on the others
     mlflow_cfg = load_mlflow_config(args.mlflow_config)
-    results = {name: quantize_model(params, name, Path(params.data.processed_dir), mlflow_cfg) for name in names}
+    results = {
+        name: quantize_model(params, name, Path(params.data.processed_dir), mlflow_cfg) for name in names
+    }
     # A partial run (--model) keeps the other models' entries, but never ones no longer in params.yaml.
     previous = json.loads(QUANTIZATION_METRICS.read_text()) if QUANTIZATION_METRICS.exists() else {}
     kept = {name: entry for name, entry in previous.items() if name in params.models}

@@ -28,7 +28,9 @@ def main() -> int:
     from aistudio.training.stages import train_base_model
 
     names = selected_models(params.models, args.model)
-    metrics = {name: train_base_model(params, name, Path(params.data.processed_dir), mlflow_cfg) for name in names}
+    metrics = {
+        name: train_base_model(params, name, Path(params.data.processed_dir), mlflow_cfg) for name in names
+    }
     if is_main_process():
         write_json(layout.TRAIN_BASE_METRICS, metrics)
     return 0

@@ -15,8 +15,21 @@ from aistudio.environment import OFFLINE_DEFAULTS
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What a stage-level test needs from the repository; outputs and environments are left behind.
 _COPY_IGNORE = shutil.ignore_patterns(
-    ".venv", ".git", ".hf", ".cache", "mlruns", "mlflow.db", "models", "logs", "__pycache__", ".pytest_cache",
-    "processed", "bench", ".dvc-remote", "tmp", "rendered",
+    ".venv",
+    ".git",
+    ".hf",
+    ".cache",
+    "mlruns",
+    "mlflow.db",
+    "models",
+    "logs",
+    "__pycache__",
+    ".pytest_cache",
+    "processed",
+    "bench",
+    ".dvc-remote",
+    "tmp",
+    "rendered",
 )
 
 

@@ -149,9 +149,7 @@ def _files_under(root: Path) -> list[Path]:
 # --- building --------------------------------------------------------------------------------------
 
 
-def _plan(
-    base_dir: Path, adapters: Mapping[str, Path], extra_files: Mapping[str, Path]
-) -> dict[str, Path]:
+def _plan(base_dir: Path, adapters: Mapping[str, Path], extra_files: Mapping[str, Path]) -> dict[str, Path]:
     """bundle-relative path → source file, after refusing pickles and incomplete inputs."""
     from aistudio.modeling.loading import MODEL_CARD
     from aistudio.training.adapters import ADAPTER_FILES
@@ -246,8 +244,15 @@ def build_bundle(
     # Validate what is known before copying a byte: names, family, variant, lineage keys.
     draft = validate(
         Manifest,
-        {"model": model, "family": family, "variant": variant, "adapters": list(adapters), "files": {},
-         "evaluation": dict(evaluation), "lineage": dict(lineage)},
+        {
+            "model": model,
+            "family": family,
+            "variant": variant,
+            "adapters": list(adapters),
+            "files": {},
+            "evaluation": dict(evaluation),
+            "lineage": dict(lineage),
+        },
         f"bundle {out_dir}",
     )
     plan = _plan(base_dir, adapters, extra_files)

@@ -58,7 +58,9 @@ class SourceConfig(Strict):
     def _mapping_targets_are_record_fields(self) -> SourceConfig:
         unknown = sorted(set(self.fields) - set(RECORD_FIELDS))
         if unknown:
-            raise ValueError(f"fields maps unknown record field(s) {unknown}; expected some of {list(RECORD_FIELDS)}")
+            raise ValueError(
+                f"fields maps unknown record field(s) {unknown}; expected some of {list(RECORD_FIELDS)}"
+            )
         if self.domain is None and "domain" not in self.fields:
             raise ValueError("needs either domain or fields.domain")
         return self
@@ -182,7 +184,9 @@ class TinyArchitecture(Strict):
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> TinyArchitecture:
         if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
+            )
         return self
 
 
@@ -431,7 +435,9 @@ def _describe(err: dict[str, Any]) -> str:
     if kind == "missing":
         return "is required"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[
+            kind
+        ]
         bound = next(iter(ctx.values()))
         return f"must be {op} {bound}{got}"
     if kind == "value_error":

@@ -32,7 +32,10 @@ def _outs(stage: dict[str, Any]) -> list[str]:
 
 
 # A matrix axis must list exactly the entries params.yaml defines, or a model/domain is silently skipped.
-_MATRIX_SOURCES = {"model": ("models", "params.yaml models"), "domain": ("data.domains", "params.yaml data.domains")}
+_MATRIX_SOURCES = {
+    "model": ("models", "params.yaml models"),
+    "domain": ("data.domains", "params.yaml data.domains"),
+}
 
 
 def _matrix_problems(where: str, matrix: dict[str, Any], raw_params: dict[str, Any]) -> list[str]:

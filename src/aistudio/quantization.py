@@ -71,7 +71,9 @@ def variant_dir(model: str, variant: str, domain: str | None = None) -> Path:
     if variant == REFERENCE:
         return merged_dir(model, domain) if domain else layout.base_dir(model)
     if variant not in VARIANT_NAMES:
-        raise UserError(f"unknown quantized variant '{variant}': expected one of {[*VARIANT_NAMES, REFERENCE]}")
+        raise UserError(
+            f"unknown quantized variant '{variant}': expected one of {[*VARIANT_NAMES, REFERENCE]}"
+        )
     root = QUANTIZED_DIR / model
     return (root / "domains" / domain / variant) if domain else (root / variant)
 
@@ -147,7 +149,10 @@ VARIANTS: dict[str, VariantSpec] = {
         (
             # torchao >= 0.14 stores both as Int8Tensor, which its safetensors support flattens;
             # weight-only stays as the fallback for a torchao that cannot save the dynamic config.
-            Recipe("torchao Int8DynamicActivationInt8WeightConfig", _torchao("Int8DynamicActivationInt8WeightConfig")),
+            Recipe(
+                "torchao Int8DynamicActivationInt8WeightConfig",
+                _torchao("Int8DynamicActivationInt8WeightConfig"),
+            ),
             Recipe("torchao Int8WeightOnlyConfig", _torchao("Int8WeightOnlyConfig")),
         ),
     ),
@@ -207,7 +212,11 @@ class VariantOutcome:
         return self.status == "ok"
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"variant": self.variant, "status": self.status, "directory": str(self.directory)}
+        data: dict[str, Any] = {
+            "variant": self.variant,
+            "status": self.status,
+            "directory": str(self.directory),
+        }
         if self.method:
             data["method"] = self.method
         if self.backend:
@@ -263,14 +272,22 @@ def _try_recipe(
     this model fails there just as it would have before saving.
     """
     model, tokenizer, card, _ = load_model_dir(
-        source_dir, quantization_config=recipe.quantization_config(cfg), dtype=torch.float32, **_device_kwargs()
+        source_dir,
+        quantization_config=recipe.quantization_config(cfg),
+        dtype=torch.float32,
+        **_device_kwargs(),
     )
     model.save_pretrained(scratch, safe_serialization=True)
     tokenizer.save_pretrained(scratch)
     stray = sorted(p.name for p in scratch.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".pkl"})
     if stray:
         raise RuntimeError(f"save_pretrained wrote pickled weights {stray}; only safetensors are allowed")
-    metrics = {"variant": spec.name, "method": recipe.method, "source": str(source_dir), "source_stage": card.stage}
+    metrics = {
+        "variant": spec.name,
+        "method": recipe.method,
+        "source": str(source_dir),
+        "source_stage": card.stage,
+    }
     ModelCard(card.model, card.family, "quantized", card.domain, metrics).save(scratch)
     del model
     reloaded, tokenizer, _, family = load_model_dir(scratch, **_device_kwargs())
@@ -289,17 +306,23 @@ def _width_hint(source_dir: Path, spec: VariantSpec) -> str:
     hidden = getattr(AutoConfig.from_pretrained(source_dir), "hidden_size", None)
     if not isinstance(hidden, int) or hidden % spec.cpu_width_multiple == 0:
         return ""
-    return (f" (hidden size {hidden} is not a multiple of {spec.cpu_width_multiple}, which {spec.backend}'s "
-            f"CPU kernels need: choose another size or drop '{spec.name}' from quantization.variants)")
+    return (
+        f" (hidden size {hidden} is not a multiple of {spec.cpu_width_multiple}, which {spec.backend}'s "
+        f"CPU kernels need: choose another size or drop '{spec.name}' from quantization.variants)"
+    )
 
 
-def quantize_variant(source_dir: Path, variant: str, cfg: QuantizationConfig, out_dir: Path) -> VariantOutcome:
+def quantize_variant(
+    source_dir: Path, variant: str, cfg: QuantizationConfig, out_dir: Path
+) -> VariantOutcome:
     """Quantise the fp32 model saved in `source_dir` into `out_dir`, or record why it cannot be.
 
     `out_dir` is replaced only once the new variant has been saved, reloaded and run.
     """
     if variant not in VARIANTS:
-        raise UserError(f"params.yaml: quantization.variants: unknown variant '{variant}' (expected {list(VARIANTS)})")
+        raise UserError(
+            f"params.yaml: quantization.variants: unknown variant '{variant}' (expected {list(VARIANTS)})"
+        )
     spec = VARIANTS[variant]
     version, missing = backend_version(spec.backend)
     if version is None:
@@ -320,7 +343,9 @@ def quantize_variant(source_dir: Path, variant: str, cfg: QuantizationConfig, ou
             raise
         except Exception as exc:  # noqa: BLE001 - backend failures surface as RuntimeError, AssertionError, ...
             shutil.rmtree(scratch, ignore_errors=True)
-            failures.append(f"{recipe.method} fails on {device}: {_describe(exc)}{_width_hint(source_dir, spec)}")
+            failures.append(
+                f"{recipe.method} fails on {device}: {_describe(exc)}{_width_hint(source_dir, spec)}"
+            )
             log.warning("%s: %s", variant, failures[-1])
             continue
         if failures:
@@ -381,14 +406,20 @@ def perplexity(
     Summed per batch and divided once at the end, so batches of different sizes weigh by tokens;
     only one batch of logits exists at a time.
     """
-    encoded = [family.encode(example_from_record(r), tokenizer, max_length, loss_on_output_only=True) for r in records]
+    encoded = [
+        family.encode(example_from_record(r), tokenizer, max_length, loss_on_output_only=True)
+        for r in records
+    ]
     features = [e for e in encoded if e is not None]
     total_nll, total_tokens = 0.0, 0
     device = _device(model)
     # A decoder-only model predicts token t+1 at position t; an encoder-decoder's logits align with labels.
     shift = not bool(getattr(model.config, "is_encoder_decoder", False))
     for start in range(0, len(features), batch_size):
-        batch = {k: v.to(device) for k, v in family.collate(features[start : start + batch_size], tokenizer).items()}
+        batch = {
+            k: v.to(device)
+            for k, v in family.collate(features[start : start + batch_size], tokenizer).items()
+        }
         labels = batch["labels"]
         # Labels go in only where the model needs them to build decoder inputs; its own mean loss is
         # not token-weighted across batches, so it is not used.
@@ -398,7 +429,10 @@ def perplexity(
         if shift:
             logits, labels = logits[:, :-1], labels[:, 1:]
         total_nll += F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+            logits.reshape(-1, logits.shape[-1]).float(),
+            labels.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
         ).item()
         total_tokens += int((labels != IGNORE_INDEX).sum())
         del logits
@@ -420,7 +454,9 @@ def generation_latency(
 
     def generate(prompt: str) -> None:
         with quiet_int8_cast_warning():
-            family.generate(model, tokenizer, [prompt], max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens)
+            family.generate(
+                model, tokenizer, [prompt], max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens
+            )
 
     # The first call pays one-off costs (allocator growth, kernel selection); keep it out of the timings.
     generate(prompts[0])
@@ -520,15 +556,22 @@ def lora_compatibility(directory: Path, adapters: Mapping[str, Path]) -> tuple[b
             names = adapter_set.names
             adapter_set.use(names[0])
             adapted = adapter_set.forward(batch).logits
-            adapter_set.generate(tokenizer, [SMOKE_EXAMPLE.prompt] * (len(names) + 1),
-                                 adapter_names=[*names, None], max_new_tokens=2)
+            adapter_set.generate(
+                tokenizer,
+                [SMOKE_EXAMPLE.prompt] * (len(names) + 1),
+                adapter_names=[*names, None],
+                max_new_tokens=2,
+            )
     except Exception as exc:  # noqa: BLE001 - PEFT refuses unsupported layers with ValueError, TypeError, ...
         return False, f"PEFT cannot serve LoRA adapters on the {variant} base: {_describe(exc)}"
     if not bool(torch.isfinite(adapted).all()):
         return False, f"LoRA on the {variant} base returns non-finite logits"
     if torch.equal(adapted, bare):
         return False, f"adapters load on the {variant} base but leave its output unchanged (not applied)"
-    return True, f"{len(names)} adapter(s) load, change the output and serve a mixed batch on the {variant} base"
+    return (
+        True,
+        f"{len(names)} adapter(s) load, change the output and serve a mixed batch on the {variant} base",
+    )
 
 
 def trained_adapters(model_name: str, domains: Sequence[str]) -> dict[str, Path]:
@@ -572,8 +615,17 @@ def quantize_and_measure(
     start = time.perf_counter()
     model, tokenizer, _, family = load_variant(source_dir)
     load_seconds = time.perf_counter() - start
-    reference = measure_variant(model, tokenizer, family, inputs.prompts, inputs.records, cfg,
-                                model_dir=source_dir, load_seconds=load_seconds, max_length=inputs.max_length)
+    reference = measure_variant(
+        model,
+        tokenizer,
+        family,
+        inputs.prompts,
+        inputs.records,
+        cfg,
+        model_dir=source_dir,
+        load_seconds=load_seconds,
+        max_length=inputs.max_length,
+    )
     del model
     results: dict[str, dict[str, Any]] = {
         REFERENCE: {"status": "ok", "method": "unquantized fp32", "directory": str(source_dir), **reference}
@@ -589,22 +641,39 @@ def quantize_and_measure(
             start = time.perf_counter()
             model, tokenizer, _, family = load_variant(outcome.directory)
             load_seconds = time.perf_counter() - start
-            entry.update(measure_variant(model, tokenizer, family, inputs.prompts, inputs.records, cfg,
-                                         model_dir=outcome.directory, load_seconds=load_seconds,
-                                         reference=reference, max_length=inputs.max_length))
+            entry.update(
+                measure_variant(
+                    model,
+                    tokenizer,
+                    family,
+                    inputs.prompts,
+                    inputs.records,
+                    cfg,
+                    model_dir=outcome.directory,
+                    load_seconds=load_seconds,
+                    reference=reference,
+                    max_length=inputs.max_length,
+                )
+            )
             del model
             if inputs.adapters:
                 compatible, reason = lora_compatibility(outcome.directory, inputs.adapters)
                 entry.update({"lora_compatible": compatible, "lora_reason": reason})
                 info = read_variant_info(outcome.directory) or {}
-                write_json(outcome.directory / VARIANT_FILE, {**info, "lora_compatible": compatible,
-                                                              "lora_reason": reason})
-        log.info("%s %s: %s", source_dir, variant, {k: entry.get(k) for k in ("status", "size_ratio", "reason")})
+                write_json(
+                    outcome.directory / VARIANT_FILE,
+                    {**info, "lora_compatible": compatible, "lora_reason": reason},
+                )
+        log.info(
+            "%s %s: %s", source_dir, variant, {k: entry.get(k) for k in ("status", "size_ratio", "reason")}
+        )
         results[variant] = entry
     return results
 
 
-def _stage_run(mlflow_cfg: MlflowConfig | None, section: Mapping[str, Any], inputs: Sequence[Path], name: str):
+def _stage_run(
+    mlflow_cfg: MlflowConfig | None, section: Mapping[str, Any], inputs: Sequence[Path], name: str
+):
     if mlflow_cfg is None:
         return nullcontext()
     return tracking.stage_run(mlflow_cfg, STAGE, section, inputs, run_name=name)
@@ -652,14 +721,24 @@ def quantize_model(
     adapters = trained_adapters(model_name, params.data.domains)
     section = {"model": model_name, "quantization": cfg.model_dump()}
     lineage = [base / "model.safetensors", validation_path, *adapters.values()]
-    with tempfile.TemporaryDirectory() as scratch, _stage_run(mlflow_cfg, section, lineage, f"quantize-{model_name}"):
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        _stage_run(mlflow_cfg, section, lineage, f"quantize-{model_name}"),
+    ):
         # Without trained adapters, LoRA compatibility is still measured, with a random probe adapter.
         lora_check = adapters or {"probe": probe_adapter(base, params.lora, Path(scratch) / "probe")}
-        inputs = MeasureInputs(latency_prompts(records, cfg.latency_prompts), records[: cfg.perplexity_samples],
-                               params.base_training(model_name).max_length, lora_check)
+        inputs = MeasureInputs(
+            latency_prompts(records, cfg.latency_prompts),
+            records[: cfg.perplexity_samples],
+            params.base_training(model_name).max_length,
+            lora_check,
+        )
         results: dict[str, Any] = quantize_and_measure(
-            base, lambda v: variant_dir(model_name, v), cfg, inputs)
-        results[REFERENCE]["lora_adapters"] = "trained" if adapters else "random probe (no trained adapters found)"
+            base, lambda v: variant_dir(model_name, v), cfg, inputs
+        )
+        results[REFERENCE]["lora_adapters"] = (
+            "trained" if adapters else "random probe (no trained adapters found)"
+        )
         if cfg.merged_domains:
             results["merged_domains"] = _merged_domains(params, model_name, adapters, inputs)
         if mlflow_cfg is not None:
@@ -678,9 +757,12 @@ def _merged_domains(
     for domain in params.data.domains:
         if domain not in adapters:
             reason = f"no adapter at {layout.lora_dir(model_name, domain)} (skipped by train_lora_adapters)"
-            merged[domain] = {v: {"status": "unavailable", "reason": reason} for v in [REFERENCE, *cfg.variants]}
+            merged[domain] = {
+                v: {"status": "unavailable", "reason": reason} for v in [REFERENCE, *cfg.variants]
+            }
             continue
         source = merge_domain_model(model_name, domain, adapters[domain], merged_dir(model_name, domain))
-        merged[domain] = quantize_and_measure(source, lambda v, d=domain: variant_dir(model_name, v, d), cfg, plain)
+        merged[domain] = quantize_and_measure(
+            source, lambda v, d=domain: variant_dir(model_name, v, d), cfg, plain
+        )
     return merged
-

@@ -22,7 +22,9 @@ MODELS = ("phi2", "codet5p", "t5_small")
 
 def _dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "AISTUDIO_PIPELINE_ID": "e2e-test"}
-    result = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True, timeout=1800, env=env)
+    result = subprocess.run(
+        [str(BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True, timeout=1800, env=env
+    )
     if check:
         assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
     return result
@@ -31,8 +33,17 @@ def _dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
 def _minimal_params(repo: Path) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["tokenizer"]["vocab_size"] = 512
-    params["training"].update({"max_steps": 4, "eval_steps": 2, "save_steps": 2, "warmup_steps": 1,
-                               "early_stopping_patience": 0, "max_eval_samples": 8, "max_length": 128})
+    params["training"].update(
+        {
+            "max_steps": 4,
+            "eval_steps": 2,
+            "save_steps": 2,
+            "warmup_steps": 1,
+            "early_stopping_patience": 0,
+            "max_eval_samples": 8,
+            "max_length": 128,
+        }
+    )
     params["finetune"]["defaults"].update({"max_steps": 2, "eval_steps": 1, "save_steps": 1})
     params["lora"]["training"].update({"max_steps": 2, "eval_steps": 1, "save_steps": 1})
     params["quantization"].update({"latency_prompts": 2, "max_new_tokens": 4, "perplexity_samples": 8})
@@ -61,7 +72,13 @@ def test_every_stage_produced_its_outputs_and_metrics(pipeline: Path) -> None:
             entry = quantization[model][variant]
             assert entry["status"] == "ok" or (entry["status"] == "unavailable" and entry["reason"]), entry
     shown = _dvc(pipeline, "metrics", "show", "--json").stdout
-    for needle in ("data_quality.json", "train_base.json", "evaluation.json", "gate.json", "quantization.json"):
+    for needle in (
+        "data_quality.json",
+        "train_base.json",
+        "evaluation.json",
+        "gate.json",
+        "quantization.json",
+    ):
         assert needle in shown
 
 
@@ -78,8 +95,13 @@ def test_each_model_is_registered_and_promoted_or_held_with_a_reason(pipeline: P
     for model in MODELS:  # the server's drift reference travels inside the bundle
         manifest = json.loads((pipeline / "models/bundles" / model / "manifest.json").read_text())
         assert "reference_profile.json" in manifest["files"]
-    listed = subprocess.run([sys.executable, "scripts/registry.py", "list", "--tracking-uri", "sqlite:///mlflow.db"],
-                            cwd=pipeline, capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [sys.executable, "scripts/registry.py", "list", "--tracking-uri", "sqlite:///mlflow.db"],
+        cwd=pipeline,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listed.returncode == 0 and "aistudio-phi2" in listed.stdout
 
 
@@ -87,11 +109,21 @@ def test_runs_of_one_repro_share_a_pipeline_tag(pipeline: Path) -> None:
     import sqlite3
 
     db = sqlite3.connect(pipeline / "mlflow.db")
-    stages = {stage for (stage,) in db.execute(
-        "select t2.value from tags t1 join tags t2 on t1.run_uuid = t2.run_uuid "
-        "where t1.key='aistudio.pipeline_id' and t1.value='e2e-test' and t2.key='aistudio.stage'")}
-    assert {"prepare_data", "train_base_models", "finetune_domain_models", "train_lora_adapters",
-            "quantize_models", "evaluate"} <= stages
+    stages = {
+        stage
+        for (stage,) in db.execute(
+            "select t2.value from tags t1 join tags t2 on t1.run_uuid = t2.run_uuid "
+            "where t1.key='aistudio.pipeline_id' and t1.value='e2e-test' and t2.key='aistudio.stage'"
+        )
+    }
+    assert {
+        "prepare_data",
+        "train_base_models",
+        "finetune_domain_models",
+        "train_lora_adapters",
+        "quantize_models",
+        "evaluate",
+    } <= stages
 
 
 def test_plots_render(pipeline: Path) -> None:

@@ -39,8 +39,17 @@ def test_repro_writes_splits_rejections_and_reconciled_metrics(prepared: Path) -
     for source, counts in report["per_source"].items():
         assert counts["input"] == counts["kept"] + counts["rejected"], source
     assert sum(report["rejected_by_reason"].values()) == report["rejected_records"]
-    for reason in ("invalid_json", "invalid_utf8", "missing_columns", "empty_file", "binary_file", "duplicate",
-                   "near_duplicate", "mojibake", "too_short"):
+    for reason in (
+        "invalid_json",
+        "invalid_utf8",
+        "missing_columns",
+        "empty_file",
+        "binary_file",
+        "duplicate",
+        "near_duplicate",
+        "mojibake",
+        "too_short",
+    ):
         assert report["rejected_by_reason"].get(reason, 0) > 0, reason
     assert any(r.startswith("unsafe:") for r in report["rejected_by_reason"])
     assert sum(report["pii_replacements"].values()) > 0
@@ -49,7 +58,9 @@ def test_repro_writes_splits_rejections_and_reconciled_metrics(prepared: Path) -
 
 
 def test_rejections_name_reason_source_and_line(prepared: Path) -> None:
-    rows = [json.loads(line) for line in (prepared / "data/processed/rejected.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (prepared / "data/processed/rejected.jsonl").read_text().splitlines()
+    ]
     assert rows and all(r["reason"] and r["source"].startswith("data/raw/") for r in rows)
     broken = [r for r in rows if r["reason"] == "invalid_json"]
     assert all(r["source_line"] > 0 for r in broken)
@@ -68,7 +79,9 @@ def test_check_data_quality_passes_on_fresh_output_and_fails_on_a_leak(prepared:
     leaky = prepared / "leaky"
     leaky.mkdir()
     for name in ("train", "validation", "test"):
-        (leaky / f"{name}_data.jsonl").write_text((prepared / f"data/processed/{name}_data.jsonl").read_text())
+        (leaky / f"{name}_data.jsonl").write_text(
+            (prepared / f"data/processed/{name}_data.jsonl").read_text()
+        )
     train_first = (leaky / "train_data.jsonl").read_text().splitlines()[0]
     with (leaky / "test_data.jsonl").open("a") as out:
         out.write(train_first.replace('"id": "', '"id": "leak') + "\n")
@@ -80,8 +93,13 @@ def test_mlflow_run_has_params_metrics_artifact_and_lineage(prepared: Path) -> N
     db = sqlite3.connect(prepared / "mlflow.db")
     (run_uuid,) = db.execute("select run_uuid from runs").fetchone()
     tags = dict(db.execute("select key, value from tags where run_uuid=?", (run_uuid,)).fetchall())
-    for key in ("aistudio.stage", "aistudio.git_commit", "aistudio.params_hash", "aistudio.inputs_md5",
-                "aistudio.pipeline_id"):
+    for key in (
+        "aistudio.stage",
+        "aistudio.git_commit",
+        "aistudio.params_hash",
+        "aistudio.inputs_md5",
+        "aistudio.pipeline_id",
+    ):
         assert tags.get(key), key
     assert tags["aistudio.stage"] == "prepare_data" and tags["aistudio.pipeline_id"].startswith("dvc-")
     params = dict(db.execute("select key, value from params where run_uuid=?", (run_uuid,)).fetchall())
@@ -93,7 +111,11 @@ def test_mlflow_run_has_params_metrics_artifact_and_lineage(prepared: Path) -> N
 def test_second_repro_is_a_fast_no_op_and_threshold_change_reruns_only_prepare(prepared: Path) -> None:
     start = time.perf_counter()
     again = _run([str(BIN / "dvc"), "repro", "prepare_data"], prepared)
-    assert "didn't change, skipping" in again.stdout or "is cached" in again.stdout or "up to date" in again.stdout
+    assert (
+        "didn't change, skipping" in again.stdout
+        or "is cached" in again.stdout
+        or "up to date" in again.stdout
+    )
     assert time.perf_counter() - start < 10
     params = yaml.safe_load((prepared / "params.yaml").read_text())
     params["data"]["quality"]["min_words"] = 7
@@ -108,7 +130,11 @@ def test_bad_params_fail_with_exit_2_and_one_line_per_problem(prepared: Path) ->
     params["data"]["sources"][0]["path"] = "data/raw/nowhere/*.jsonl"
     bad = prepared / "bad_params.yaml"
     bad.write_text(yaml.safe_dump(params))
-    result = _run([str(BIN / "python"), "scripts/prepare_data.py", "--params", str(bad)], prepared, check=False)
+    result = _run(
+        [str(BIN / "python"), "scripts/prepare_data.py", "--params", str(bad)], prepared, check=False
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: bad_params.yaml: data.split.validation must be in (0, 1) (got 1.5)"
+    assert (
+        result.stderr.strip() == "error: bad_params.yaml: data.split.validation must be in (0, 1) (got 1.5)"
+    )
     assert "Traceback" not in result.stderr

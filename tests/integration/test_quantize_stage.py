@@ -45,8 +45,6 @@ CFG = QuantizationConfig(latency_prompts=2, max_new_tokens=4, perplexity_samples
 WORDS = "the cat sat on a mat and sang to the moon while rain fell softly over river hill town".split()
 
 
-
-
 def _texts(count: int = 200) -> list[str]:
     rng = random.Random(0)
     return [" ".join(rng.choices(WORDS, k=rng.randint(5, 20))) + f" {i}" for i in range(count)]
@@ -55,8 +53,14 @@ def _texts(count: int = 200) -> list[str]:
 def _records(count: int) -> list[dict]:
     rng = random.Random(1)
     return [
-        {"id": f"v{i}", "domain": "code", "instruction": f"Repeat {' '.join(rng.choices(WORDS, k=4))}.",
-         "input": "", "output": " ".join(rng.choices(WORDS, k=8)), "text": ""}
+        {
+            "id": f"v{i}",
+            "domain": "code",
+            "instruction": f"Repeat {' '.join(rng.choices(WORDS, k=4))}.",
+            "input": "",
+            "output": " ".join(rng.choices(WORDS, k=8)),
+            "text": "",
+        }
         for i in range(count)
     ]
 
@@ -106,7 +110,10 @@ def test_every_variant_saves_safetensors_only_and_records_what_it_is(quantized: 
         assert (card.stage, card.metrics["variant"], card.model) == ("quantized", variant, "tiny")
         recorded = json.loads((outcome.directory / VARIANT_FILE).read_text())
         assert (recorded["variant"], recorded["status"]) == (variant, "ok")
-        assert recorded["method"] == outcome.method and outcome.backend.split()[0] in ("bitsandbytes", "torchao")
+        assert recorded["method"] == outcome.method and outcome.backend.split()[0] in (
+            "bitsandbytes",
+            "torchao",
+        )
 
 
 def test_dynamic_variant_keeps_int8_activation_quantization_in_safetensors(quantized: Quantized) -> None:
@@ -119,28 +126,50 @@ def test_dynamic_variant_keeps_int8_activation_quantization_in_safetensors(quant
 
 def test_each_variant_reloads_and_generates_close_to_fp32(quantized: Quantized) -> None:
     fp32, tokenizer, _, family = load_variant(quantized.source)
-    reference = measure_variant(fp32, tokenizer, family, ["the cat sat", "rain fell"], _records(8), CFG,
-                                model_dir=quantized.source)
+    reference = measure_variant(
+        fp32, tokenizer, family, ["the cat sat", "rain fell"], _records(8), CFG, model_dir=quantized.source
+    )
     for variant, outcome in quantized.outcomes.items():
         model, tokenizer, card, family = load_variant(outcome.directory)
         assert card.metrics["variant"] == variant
         batch = family.prompt_batch(tokenizer, ["the cat sat", "rain fell over"], 32)
         with torch.no_grad():
-            output = model.generate(**batch, max_new_tokens=3, min_new_tokens=3, do_sample=False,
-                                    pad_token_id=tokenizer.pad_token_id)
-        assert all(len(ids) == 3 + (family.name == "seq2seq") for ids in family.decode_generated(tokenizer, batch, output))
+            output = model.generate(
+                **batch,
+                max_new_tokens=3,
+                min_new_tokens=3,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        assert all(
+            len(ids) == 3 + (family.name == "seq2seq")
+            for ids in family.decode_generated(tokenizer, batch, output)
+        )
         texts = family.generate(model, tokenizer, ["the cat sat"], max_new_tokens=3, min_new_tokens=3)
         assert len(texts) == 1 and isinstance(texts[0], str)
-        metrics = measure_variant(model, tokenizer, family, ["the cat sat", "rain fell"], _records(8), CFG,
-                                  model_dir=outcome.directory, reference=reference)
+        metrics = measure_variant(
+            model,
+            tokenizer,
+            family,
+            ["the cat sat", "rain fell"],
+            _records(8),
+            CFG,
+            model_dir=outcome.directory,
+            reference=reference,
+        )
         assert metrics["perplexity_tokens"] == reference["perplexity_tokens"] > 0
         assert abs(metrics["perplexity_change"]) < 0.05, f"{variant}: {metrics}"
         assert metrics["latency_p50_s"] > 0 and metrics["tokens_per_second"] > 0
-        assert metrics["size_ratio"] == pytest.approx(metrics["size_bytes"] / reference["size_bytes"], rel=1e-5)
+        assert metrics["size_ratio"] == pytest.approx(
+            metrics["size_bytes"] / reference["size_bytes"], rel=1e-5
+        )
 
 
 def test_sizes_shrink_4bit_below_8bit_below_fp32_and_dynamic_below_fp32(quantized: Quantized) -> None:
-    size = {v: sum(p.stat().st_size for p in o.directory.glob("*.safetensors")) for v, o in quantized.outcomes.items()}
+    size = {
+        v: sum(p.stat().st_size for p in o.directory.glob("*.safetensors"))
+        for v, o in quantized.outcomes.items()
+    }
     fp32 = sum(p.stat().st_size for p in quantized.source.glob("*.safetensors"))
     assert size["4bit"] < size["8bit"] < fp32
     assert size["dynamic"] < fp32
@@ -161,16 +190,22 @@ def test_lora_adapters_change_outputs_and_serve_mixed_batches_on_every_variant(q
         adapters.use("shout")
         adapted = adapters.forward(batch).logits
         assert torch.isfinite(adapted).all() and not torch.allclose(adapted, bare), variant
-        outputs = adapters.generate(tokenizer, ["the cat sat", "rain fell"], adapter_names=["shout", None],
-                                    max_new_tokens=3, min_new_tokens=3)
+        outputs = adapters.generate(
+            tokenizer,
+            ["the cat sat", "rain fell"],
+            adapter_names=["shout", None],
+            max_new_tokens=3,
+            min_new_tokens=3,
+        )
         assert len(outputs) == 2 and all(isinstance(o, str) for o in outputs)
 
 
 def test_bnb_4bit_on_a_width_it_cannot_tile_is_unavailable_with_the_reason(tmp_path: Path) -> None:
     family = family_for("causal")
     # 96 is not a multiple of 64: params.yaml refuses it, so build around the validator to get there.
-    odd = TinyArchitecture.model_construct(hidden_size=96, intermediate_size=384, num_layers=1, num_heads=4,
-                                           max_position_embeddings=128)
+    odd = TinyArchitecture.model_construct(
+        hidden_size=96, intermediate_size=384, num_layers=1, num_heads=4, max_position_embeddings=128
+    )
     source = save_tiny(tmp_path / "fp32", family, odd)
     out = tmp_path / "4bit"
     outcome = quantize_variant(source, "4bit", CFG, out)
@@ -186,7 +221,9 @@ def test_bnb_4bit_on_a_width_it_cannot_tile_is_unavailable_with_the_reason(tmp_p
 def test_a_backend_that_does_not_import_makes_the_variant_unavailable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(VARIANTS, "8bit", VariantSpec("8bit", "no_such_quantization_backend", VARIANTS["8bit"].recipes))
+    monkeypatch.setitem(
+        VARIANTS, "8bit", VariantSpec("8bit", "no_such_quantization_backend", VARIANTS["8bit"].recipes)
+    )
     outcome = quantize_variant(tmp_path / "never-read", "8bit", CFG, tmp_path / "8bit")
     assert outcome.status == "unavailable"
     assert outcome.reason.startswith("no_such_quantization_backend does not import: ModuleNotFoundError")
@@ -210,12 +247,15 @@ def stage_workspace(tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyP
     data["quantization"] = {**CFG.model_dump(), "merged_domains": True}
     data["data"]["processed_dir"] = str(processed)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
-    (tmp_path / "mlflow.yaml").write_text(yaml.safe_dump({"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-                                                           "experiment": "test"}))
+    (tmp_path / "mlflow.yaml").write_text(
+        yaml.safe_dump({"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "test"})
+    )
     return Params.model_validate(data)
 
 
-def test_stage_measures_every_variant_against_fp32_and_logs_one_mlflow_run(stage_workspace: Params, tmp_path: Path) -> None:
+def test_stage_measures_every_variant_against_fp32_and_logs_one_mlflow_run(
+    stage_workspace: Params, tmp_path: Path
+) -> None:
     mlflow_cfg = MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="test")
     result = quantize_model(stage_workspace, "tiny", tmp_path / "data" / "processed", mlflow_cfg)
 
@@ -225,31 +265,55 @@ def test_stage_measures_every_variant_against_fp32_and_logs_one_mlflow_run(stage
     for variant in VARIANT_NAMES:
         entry = result[variant]
         assert entry["status"] == "ok", entry
-        for key in ("size_bytes", "load_seconds", "latency_p50_s", "tokens_per_second", "perplexity",
-                    "perplexity_change", "size_ratio", "latency_ratio"):
+        for key in (
+            "size_bytes",
+            "load_seconds",
+            "latency_p50_s",
+            "tokens_per_second",
+            "perplexity",
+            "perplexity_change",
+            "size_ratio",
+            "latency_ratio",
+        ):
             assert entry[key] is not None, (variant, key)
         assert entry["lora_compatible"] is True, entry["lora_reason"]
         assert load_variant(variant_dir("tiny", variant))[2].stage == "quantized"
 
     merged = result["merged_domains"]
-    assert merged["code"]["4bit"]["status"] == "ok" and merged["code"][REFERENCE]["directory"] == "models/merged/tiny/code"
+    assert (
+        merged["code"]["4bit"]["status"] == "ok"
+        and merged["code"][REFERENCE]["directory"] == "models/merged/tiny/code"
+    )
     assert ModelCard.load(Path("models/merged/tiny/code")).stage == "merged"
     assert (variant_dir("tiny", "dynamic", "code") / "model.safetensors").exists()
-    assert all(v["status"] == "unavailable" and "no adapter" in v["reason"] for v in merged["creative"].values())
+    assert all(
+        v["status"] == "unavailable" and "no adapter" in v["reason"] for v in merged["creative"].values()
+    )
 
     db = sqlite3.connect(tmp_path / "mlflow.db")
     runs = dict(db.execute("select name, run_uuid from runs").fetchall())
     assert set(runs) == {"quantize-tiny"}
     keys = {k for (k,) in db.execute("select key from metrics where run_uuid=?", (runs["quantize-tiny"],))}
-    assert {"4bit.size_ratio", "dynamic.latency_ratio", "8bit.perplexity_change", "4bit.lora_compatible"} <= keys
-    tags = dict(db.execute("select key, value from tags where run_uuid=?", (runs["quantize-tiny"],)).fetchall())
+    assert {
+        "4bit.size_ratio",
+        "dynamic.latency_ratio",
+        "8bit.perplexity_change",
+        "4bit.lora_compatible",
+    } <= keys
+    tags = dict(
+        db.execute("select key, value from tags where run_uuid=?", (runs["quantize-tiny"],)).fetchall()
+    )
     assert tags["aistudio.stage"] == "quantize_models" and tags["quantization.4bit.status"] == "ok"
 
 
-def test_script_refuses_an_unknown_model_before_loading_torch(stage_workspace: Params, repo_root: Path) -> None:
+def test_script_refuses_an_unknown_model_before_loading_torch(
+    stage_workspace: Params, repo_root: Path
+) -> None:
     completed = subprocess.run(
         [sys.executable, str(repo_root / "scripts" / "quantize_models.py"), "--model", "nope"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert completed.returncode == 2
     assert "--model ['nope'] is not in params.yaml models ['tiny']" in completed.stderr

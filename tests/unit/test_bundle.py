@@ -99,8 +99,13 @@ def make_tiny(root: Path, family_name: str) -> Tiny:
 
 def _build(tiny: Tiny, out: Path, **overrides) -> object:
     kwargs = dict(
-        base_dir=tiny.base_dir, adapters=tiny.adapter_dirs, model="tiny", family=tiny.family.name,
-        variant="fp32", evaluation=EVALUATION, lineage=LINEAGE,
+        base_dir=tiny.base_dir,
+        adapters=tiny.adapter_dirs,
+        model="tiny",
+        family=tiny.family.name,
+        variant="fp32",
+        evaluation=EVALUATION,
+        lineage=LINEAGE,
     )
     return build_bundle(out, **{**kwargs, **overrides})
 

@@ -34,7 +34,9 @@ def test_repository_params_are_valid(repo_root: Path) -> None:
 
 def test_out_of_range_split_names_file_key_and_value(tmp_path: Path, params_dict: dict) -> None:
     params_dict["data"]["split"]["validation"] = 1.5
-    assert "params.yaml: data.split.validation must be in (0, 1) (got 1.5)" in _problems(tmp_path, params_dict)
+    assert "params.yaml: data.split.validation must be in (0, 1) (got 1.5)" in _problems(
+        tmp_path, params_dict
+    )
 
 
 def test_unknown_key_is_an_error_not_ignored(tmp_path: Path, params_dict: dict) -> None:

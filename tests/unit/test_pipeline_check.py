@@ -29,7 +29,14 @@ def test_missing_script_unknown_param_and_matrix_drift_are_reported(repo_root: P
     dvc["stages"]["finetune_domain_models"]["matrix"]["domain"] = ["code", "creative"]
     (root / "dvc.yaml").write_text(yaml.safe_dump(dvc, sort_keys=False))
     problems = check_pipeline(root)
-    assert "dvc.yaml: stages.prepare_data.cmd: script scripts/prepare_everything.py does not exist" in problems
+    assert (
+        "dvc.yaml: stages.prepare_data.cmd: script scripts/prepare_everything.py does not exist" in problems
+    )
     assert "dvc.yaml: stages.prepare_data.params: 'data.nonexistent' is not a key of params.yaml" in problems
-    assert any(p.startswith("dvc.yaml: stages.finetune_domain_models.matrix.domain ['code', 'creative'] "
-                            "does not match params.yaml data.domains") for p in problems)
+    assert any(
+        p.startswith(
+            "dvc.yaml: stages.finetune_domain_models.matrix.domain ['code', 'creative'] "
+            "does not match params.yaml data.domains"
+        )
+        for p in problems
+    )

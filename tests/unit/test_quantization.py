@@ -39,11 +39,17 @@ def test_variants_live_under_models_quantized_and_fp32_is_the_source_model() -> 
     assert variant_dir("phi2", "4bit") == Path("models/quantized/phi2/4bit")
     assert variant_dir("phi2", "dynamic", "code") == Path("models/quantized/phi2/domains/code/dynamic")
     assert variant_dir("phi2", REFERENCE) == layout.base_dir("phi2")
-    assert variant_dir("phi2", REFERENCE, "code") == merged_dir("phi2", "code") == Path("models/merged/phi2/code")
+    assert (
+        variant_dir("phi2", REFERENCE, "code")
+        == merged_dir("phi2", "code")
+        == Path("models/merged/phi2/code")
+    )
 
 
 def test_unknown_variant_is_a_user_error_naming_the_choices(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=r"unknown quantized variant '2bit'.*'4bit', '8bit', 'dynamic', 'fp32'"):
+    with pytest.raises(
+        UserError, match=r"unknown quantized variant '2bit'.*'4bit', '8bit', 'dynamic', 'fp32'"
+    ):
         variant_dir("phi2", "2bit")
     with pytest.raises(UserError, match="quantization.variants: unknown variant '2bit'"):
         quantize_variant(tmp_path, "2bit", QuantizationConfig(), tmp_path / "out")
@@ -52,8 +58,16 @@ def test_unknown_variant_is_a_user_error_naming_the_choices(tmp_path: Path) -> N
 def test_ratios_are_variant_over_fp32_and_perplexity_change_is_relative() -> None:
     reference = {"size_bytes": 1000, "latency_p50_s": 0.2, "perplexity": 10.0}
     variant = {"size_bytes": 300, "latency_p50_s": 0.1, "perplexity": 10.4}
-    assert relative_to(variant, reference) == {"size_ratio": 0.3, "latency_ratio": 0.5, "perplexity_change": 0.04}
-    assert relative_to(reference, reference) == {"size_ratio": 1.0, "latency_ratio": 1.0, "perplexity_change": 0.0}
+    assert relative_to(variant, reference) == {
+        "size_ratio": 0.3,
+        "latency_ratio": 0.5,
+        "perplexity_change": 0.04,
+    }
+    assert relative_to(reference, reference) == {
+        "size_ratio": 1.0,
+        "latency_ratio": 1.0,
+        "perplexity_change": 0.0,
+    }
     assert relative_to({"size_bytes": 1}, {"size_bytes": 0})["size_ratio"] is None
 
 
@@ -70,15 +84,19 @@ def tiny(request: pytest.FixtureRequest) -> tuple[ModelFamily, object, object]:
     rng = random.Random(0)
     texts = [" ".join(rng.choices(WORDS, k=rng.randint(5, 20))) + f" {i}" for i in range(200)]
     tokenizer = train_bpe_tokenizer(texts, vocab_size=512, min_frequency=1, special=family.special_tokens)
-    model = family.build_tiny(TinyArchitecture(hidden_size=128, intermediate_size=512), tokenizer, seed=0).eval()
+    model = family.build_tiny(
+        TinyArchitecture(hidden_size=128, intermediate_size=512), tokenizer, seed=0
+    ).eval()
     return family, model, tokenizer
 
 
 def _records(count: int) -> list[dict]:
     rng = random.Random(3)
     # Different lengths, so a per-batch mean would weigh tokens unequally.
-    return [{"instruction": "Continue.", "output": " ".join(rng.choices(WORDS, k=rng.randint(2, 30)))}
-            for _ in range(count)]
+    return [
+        {"instruction": "Continue.", "output": " ".join(rng.choices(WORDS, k=rng.randint(2, 30)))}
+        for _ in range(count)
+    ]
 
 
 def test_perplexity_is_token_weighted_so_batch_size_does_not_change_it(tiny) -> None:
@@ -89,7 +107,9 @@ def test_perplexity_is_token_weighted_so_batch_size_does_not_change_it(tiny) -> 
     assert tokens == same_tokens > 0
     assert batched == pytest.approx(one_by_one, rel=1e-5)
     # Over one batch it is exp of the model's own mean token loss.
-    encoded = [family.encode(example_from_record(r), tokenizer, 256, loss_on_output_only=True) for r in records]
+    encoded = [
+        family.encode(example_from_record(r), tokenizer, 256, loss_on_output_only=True) for r in records
+    ]
     with torch.no_grad():
         loss = model(**family.collate(encoded, tokenizer)).loss
     assert batched == pytest.approx(math.exp(loss.item()), rel=1e-5)
@@ -106,4 +126,7 @@ def test_latency_generates_exactly_max_new_tokens_per_prompt(tiny) -> None:
     assert timing["latency_p50_s"] > 0
     # With two prompts the median is their mean, so tokens/s x p50 is the tokens each prompt generated.
     assert timing["tokens_per_second"] * timing["latency_p50_s"] == pytest.approx(3, rel=1e-3)
-    assert generation_latency(model, tokenizer, family, [], 3) == {"latency_p50_s": None, "tokens_per_second": None}
+    assert generation_latency(model, tokenizer, family, [], 3) == {
+        "latency_p50_s": None,
+        "tokens_per_second": None,
+    }

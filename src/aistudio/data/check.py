@@ -63,10 +63,14 @@ def check_processed(processed_dir: Path, cfg: DataConfig) -> list[str]:
                 continue
             key = exact_key(record.content())
             if key in owner and owner[key][0] != name:
-                problems.append(f"{where}: exact duplicate of {owner[key][1]} in {owner[key][0]} (split leak)")
+                problems.append(
+                    f"{where}: exact duplicate of {owner[key][1]} in {owner[key][0]} (split leak)"
+                )
             owner.setdefault(key, (name, record.id))
             split_of_id[record.id] = name
             match = near.check_and_add(record.id, record.content())
             if match is not None and split_of_id.get(match) != name:
-                problems.append(f"{where}: near duplicate of {match} in {split_of_id.get(match)} (split leak)")
+                problems.append(
+                    f"{where}: near duplicate of {match} in {split_of_id.get(match)} (split leak)"
+                )
     return problems

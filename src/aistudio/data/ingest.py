@@ -67,7 +67,9 @@ def read_source_file(src: SourceFile) -> Iterator[Item]:
         yield Rejection("binary_file", src.name, 0, "file contains NUL bytes")
         return
     text = raw.decode("utf-8", errors="surrogateescape")
-    reader = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "text": _read_text}[src.config.format]
+    reader = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "text": _read_text}[
+        src.config.format
+    ]
     yield from reader(src, text)
 
 

@@ -280,7 +280,7 @@ def _iban_spans(text: str, clusters: _DigitClusters) -> Iterator[Span]:
         # Walk the match to the character that completes the country's length, so a trailing
         # upper-case word after a spaced IBAN is not taken as part of it.
         taken, end = 0, 0
-        for end, char in enumerate(raw, start=1):
+        for end, char in enumerate(raw, start=1):  # noqa: B007 - `end` is read after the loop
             if char != " ":
                 taken += 1
                 if taken == length:
@@ -377,7 +377,7 @@ class PiiScrubber:
                 starts.insert(i, start)
                 ends.insert(i, end)
                 kinds.insert(i, kind)
-        return [PiiMatch(kind, start, end) for kind, start, end in zip(kinds, starts, ends)]
+        return [PiiMatch(kind, start, end) for kind, start, end in zip(kinds, starts, ends, strict=False)]
 
     def scrub(self, text: str) -> tuple[str, Counter[str]]:
         """The text with each match replaced by its placeholder, and how many of each type.

@@ -174,7 +174,12 @@ def prepare_records(cfg: DataConfig, root: Path, seed: int, progress: bool = Tru
     splits["train"] = upsample_to_ratios(splits["train"], cfg.balance, seed)
     rejected = sorted(rejected + capped, key=lambda r: (r.source, r.source_line, r.reason))
     return PrepareResult(
-        splits, rejected, input_by_source, record_filter.pii_replacements, record_filter.pii_records, source_of_file
+        splits,
+        rejected,
+        input_by_source,
+        record_filter.pii_replacements,
+        record_filter.pii_records,
+        source_of_file,
     )
 
 
@@ -193,4 +198,3 @@ def write_outputs(result: PrepareResult, processed_dir: Path, metrics_path: Path
     report = result.quality_report()
     write_json(metrics_path, report)
     return report
-

@@ -76,7 +76,7 @@ def _repeated_ngram_share(words: list[str], n: int) -> float | None:
     total = len(words) - n + 1
     if total < MIN_NGRAMS_FOR_REPETITION:
         return None
-    distinct = len(set(zip(*(words[i:] for i in range(n)))))
+    distinct = len(set(zip(*(words[i:] for i in range(n)), strict=False)))
     return (total - distinct) / total
 
 

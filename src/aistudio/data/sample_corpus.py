@@ -137,8 +137,9 @@ Ash Bram Cor Dun Elm Fen Gale Hart Ivy Kest Lark Marl North Oak Pell Raven Salt 
 Yar Zel Alder Birch Cinder Dray Ember Frost Glen Heron Inch Juniper Kil Lowe Mire Nettle Osprey Pike
 Rook Sedge Tarn Wren Brack Caldy Dove Eskin
 """)
-TOWN_TAILS = _words("bridge ford haven mouth stead wick moor field combe by ton holm ridge water gate mere "
-                    "dale")
+TOWN_TAILS = _words(
+    "bridge ford haven mouth stead wick moor field combe by ton holm ridge water gate mere dale"
+)
 COMPANY_HEADS = _words("""
 Bluefin Copperleaf Driftwood Emberline Foxglove Granite Halcyon Ironbark Juniper Keystone Lanternfish
 Meridian Nettlefield Orchard Pinecrest Quillon Redwing Silverbirch Tidewater Umbra Verdant Willowmere
@@ -195,8 +196,9 @@ _OBJECTS = _words("""
 kettle clock radio lantern violin umbrella teapot compass telescope notebook music-box camera typewriter
 accordion birdcage suitcase sewing-machine gramophone
 """)
-_PLACES = _words("harbour station cottage market lighthouse workshop greenhouse bakery courtyard pier "
-                 "boathouse chapel")
+_PLACES = _words(
+    "harbour station cottage market lighthouse workshop greenhouse bakery courtyard pier boathouse chapel"
+)
 _VEHICLES = ("ferry", "tram", "night bus", "train", "mail boat", "last coach", "cable car")
 
 
@@ -556,21 +558,29 @@ def _spec(
 
 _ALGORITHM_SPECS: tuple[_CodeSpec, ...] = (
     _spec(
-        tasks=("checks whether a phrase is a palindrome when case and punctuation are ignored",
-               "tells whether a string reads the same forwards and backwards, skipping anything that is not "
-               "a letter or digit"),
+        tasks=(
+            "checks whether a phrase is a palindrome when case and punctuation are ignored",
+            "tells whether a string reads the same forwards and backwards, skipping anything that is not "
+            "a letter or digit",
+        ),
         fns=("is_palindrome", "reads_same_both_ways", "palindrome_check", "is_mirror_text"),
-        docs=("Return True when $s reads the same in both directions, ignoring case and punctuation.",
-              "Palindrome test that skips spaces, punctuation and letter case."),
-        names={"s": ("text", "phrase", "sentence", "raw", "candidate"),
-               "c": ("ch", "c", "char", "symbol", "glyph"),
-               "t": ("cleaned", "letters", "normalized", "kept", "core")},
-        bodies=(r'''
+        docs=(
+            "Return True when $s reads the same in both directions, ignoring case and punctuation.",
+            "Palindrome test that skips spaces, punctuation and letter case.",
+        ),
+        names={
+            "s": ("text", "phrase", "sentence", "raw", "candidate"),
+            "c": ("ch", "c", "char", "symbol", "glyph"),
+            "t": ("cleaned", "letters", "normalized", "kept", "core"),
+        },
+        bodies=(
+            r'''
 def $fn($s: str) -> bool:
     """$doc"""
     $t = [$c.lower() for $c in $s if $c.isalnum()]
     return $t == $t[::-1]
-''', r'''
+''',
+            r'''
 def $fn($s):
     """$doc"""
     $t = "".join($c for $c in $s.lower() if $c.isalnum())
@@ -580,18 +590,27 @@ def $fn($s):
             return False
         i, j = i + 1, j - 1
     return True
-'''),
+''',
+        ),
         demo='print($fn("$phrase"))',
     ),
     _spec(
-        tasks=("counts how often each word appears in a text and returns the most common ones",
-               "returns the top words of a document together with their counts"),
+        tasks=(
+            "counts how often each word appears in a text and returns the most common ones",
+            "returns the top words of a document together with their counts",
+        ),
         fns=("top_words", "most_common_words", "word_frequencies", "frequent_terms"),
-        docs=("Return the most frequent words in $text, most common first.",
-              "Count case-insensitive words in $text and keep the leaders."),
-        names={"text": ("text", "document", "passage", "body", "corpus_text"),
-               "w": ("word", "token", "term", "w"), "counts": ("counts", "tally", "freq", "histogram")},
-        bodies=(r'''
+        docs=(
+            "Return the most frequent words in $text, most common first.",
+            "Count case-insensitive words in $text and keep the leaders.",
+        ),
+        names={
+            "text": ("text", "document", "passage", "body", "corpus_text"),
+            "w": ("word", "token", "term", "w"),
+            "counts": ("counts", "tally", "freq", "histogram"),
+        },
+        bodies=(
+            r'''
 from collections import Counter
 
 
@@ -600,7 +619,8 @@ def $fn($text: str, limit: int = $k) -> list[tuple[str, int]]:
     $counts = Counter($w.strip(".,;:!?()").lower() for $w in $text.split())
     $counts.pop("", None)
     return $counts.most_common(limit)
-''', r'''
+''',
+            r'''
 def $fn($text, limit=$k):
     """$doc"""
     $counts = {}
@@ -610,40 +630,52 @@ def $fn($text, limit=$k):
             $counts[$w] = $counts.get($w, 0) + 1
     ranked = sorted($counts.items(), key=lambda pair: (-pair[1], pair[0]))
     return ranked[:limit]
-'''),
+''',
+        ),
         demo='print($fn("$phrase $phrase"))',
     ),
     _spec(
-        tasks=("reverses the order of the words in a sentence while keeping each word intact",
-               "turns 'one two three' into 'three two one'"),
+        tasks=(
+            "reverses the order of the words in a sentence while keeping each word intact",
+            "turns 'one two three' into 'three two one'",
+        ),
         fns=("reverse_words", "flip_word_order", "words_backwards", "reversed_sentence"),
-        docs=("Return $s with its words in reverse order.",
-              "Reverse word order; runs of spaces collapse to one."),
+        docs=(
+            "Return $s with its words in reverse order.",
+            "Reverse word order; runs of spaces collapse to one.",
+        ),
         names={"s": ("sentence", "line", "text", "phrase"), "parts": ("parts", "pieces", "tokens", "chunks")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($s: str) -> str:
     """$doc"""
     return " ".join(reversed($s.split()))
-''', r'''
+''',
+            r'''
 def $fn($s):
     """$doc"""
     $parts = $s.split()
     $parts.reverse()
     return " ".join($parts)
-'''),
+''',
+        ),
         demo='print($fn("$phrase"))',
     ),
     _spec(
-        tasks=("counts the vowels in a string",
-               "returns how many characters of a text are vowels, upper or lower case"),
+        tasks=(
+            "counts the vowels in a string",
+            "returns how many characters of a text are vowels, upper or lower case",
+        ),
         fns=("count_vowels", "vowel_count", "number_of_vowels", "tally_vowels"),
         docs=("Count a, e, i, o and u in $s, ignoring case.", "Return the number of vowels in $s."),
         names={"s": ("text", "word", "s", "sample"), "c": ("ch", "letter", "c", "char")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($s: str) -> int:
     """$doc"""
     return sum(1 for $c in $s.lower() if $c in "aeiou")
-''', r'''
+''',
+            r'''
 VOWELS = frozenset("aeiouAEIOU")
 
 
@@ -654,18 +686,28 @@ def $fn($s):
         if $c in VOWELS:
             total += 1
     return total
-'''),
+''',
+        ),
         demo='print($fn("$phrase"))',
     ),
     _spec(
-        tasks=("applies a Caesar shift to the letters of a message, leaving other characters alone",
-               "encodes text with a rotating-alphabet cipher given a shift amount"),
+        tasks=(
+            "applies a Caesar shift to the letters of a message, leaving other characters alone",
+            "encodes text with a rotating-alphabet cipher given a shift amount",
+        ),
         fns=("caesar_shift", "rotate_letters", "caesar_encode", "shift_cipher"),
-        docs=("Shift each ASCII letter of $msg by $by places, wrapping around the alphabet.",
-              "Caesar cipher; non-letters pass through unchanged."),
-        names={"msg": ("message", "plain", "msg", "text"), "by": ("shift", "offset", "k", "steps"),
-               "c": ("ch", "c", "letter", "char"), "out": ("out", "result", "encoded", "chars")},
-        bodies=(r'''
+        docs=(
+            "Shift each ASCII letter of $msg by $by places, wrapping around the alphabet.",
+            "Caesar cipher; non-letters pass through unchanged.",
+        ),
+        names={
+            "msg": ("message", "plain", "msg", "text"),
+            "by": ("shift", "offset", "k", "steps"),
+            "c": ("ch", "c", "letter", "char"),
+            "out": ("out", "result", "encoded", "chars"),
+        },
+        bodies=(
+            r'''
 import string
 
 
@@ -675,7 +717,8 @@ def $fn($msg: str, $by: int) -> str:
     n = $by % 26
     table = str.maketrans(lower + upper, lower[n:] + lower[:n] + upper[n:] + upper[:n])
     return $msg.translate(table)
-''', r'''
+''',
+            r'''
 def $fn($msg, $by):
     """$doc"""
     $out = []
@@ -686,23 +729,28 @@ def $fn($msg, $by):
         else:
             $out.append($c)
     return "".join($out)
-'''),
+''',
+        ),
         demo='print($fn("$phrase", $k))',
     ),
     _spec(
-        tasks=("compresses a string with run-length encoding, e.g. 'aaabcc' becomes 'a3b1c2'",
-               "run-length encodes a string into letter-count pairs"),
+        tasks=(
+            "compresses a string with run-length encoding, e.g. 'aaabcc' becomes 'a3b1c2'",
+            "run-length encodes a string into letter-count pairs",
+        ),
         fns=("run_length_encode", "rle_encode", "compress_runs", "encode_runs"),
         docs=("Encode $s as character-count pairs.", "Run-length encode $s; an empty string stays empty."),
         names={"s": ("text", "s", "raw", "data"), "parts": ("parts", "pieces", "encoded", "out")},
-        bodies=(r'''
+        bodies=(
+            r'''
 from itertools import groupby
 
 
 def $fn($s: str) -> str:
     """$doc"""
     return "".join(f"{char}{len(list(run))}" for char, run in groupby($s))
-''', r'''
+''',
+            r'''
 def $fn($s):
     """$doc"""
     if not $s:
@@ -717,17 +765,23 @@ def $fn($s):
             current, count = char, 1
     $parts.append(f"{current}{count}")
     return "".join($parts)
-'''),
+''',
+        ),
         demo='print($fn("aaab$word"))',
     ),
     _spec(
-        tasks=("decodes a run-length encoded string such as 'a3b1c2' back into 'aaabcc'",
-               "expands letter-count pairs produced by a run-length encoder"),
+        tasks=(
+            "decodes a run-length encoded string such as 'a3b1c2' back into 'aaabcc'",
+            "expands letter-count pairs produced by a run-length encoder",
+        ),
         fns=("run_length_decode", "rle_decode", "expand_runs", "decode_runs"),
-        docs=("Expand pairs like 'x3' in $s back into repeated characters.",
-              "Inverse of run-length encoding."),
+        docs=(
+            "Expand pairs like 'x3' in $s back into repeated characters.",
+            "Inverse of run-length encoding.",
+        ),
         names={"s": ("encoded", "packed", "s", "compact"), "pairs": ("pairs", "matches", "groups", "found")},
-        bodies=(r'''
+        bodies=(
+            r'''
 import re
 
 
@@ -735,7 +789,8 @@ def $fn($s: str) -> str:
     """$doc"""
     $pairs = re.findall(r"(\D)(\d+)", $s)
     return "".join(char * int(count) for char, count in $pairs)
-''', r'''
+''',
+            r'''
 def $fn($s):
     """$doc"""
     out, i = [], 0
@@ -746,17 +801,23 @@ def $fn($s):
         out.append(char * int($s[i + 1:j] or "1"))
         i = j
     return "".join(out)
-'''),
+''',
+        ),
         demo='print($fn("a3b1c$k"))',
     ),
     _spec(
-        tasks=("checks whether two words are anagrams of each other",
-               "decides if two phrases use exactly the same letters"),
+        tasks=(
+            "checks whether two words are anagrams of each other",
+            "decides if two phrases use exactly the same letters",
+        ),
         fns=("is_anagram", "are_anagrams", "same_letters", "anagram_pair"),
-        docs=("True when $a and $b contain the same letters, ignoring case and spaces.",
-              "Compare letter multisets of two strings."),
+        docs=(
+            "True when $a and $b contain the same letters, ignoring case and spaces.",
+            "Compare letter multisets of two strings.",
+        ),
         names={"a": ("first", "left", "a", "word_a"), "b": ("second", "right", "b", "word_b")},
-        bodies=(r'''
+        bodies=(
+            r'''
 from collections import Counter
 
 
@@ -766,22 +827,31 @@ def $fn($a: str, $b: str) -> bool:
         return Counter(c for c in s.lower() if not c.isspace())
 
     return letters($a) == letters($b)
-''', r'''
+''',
+            r'''
 def $fn($a, $b):
     """$doc"""
     return sorted($a.replace(" ", "").lower()) == sorted($b.replace(" ", "").lower())
-'''),
+''',
+        ),
         demo='print($fn("$word", "$word2"))',
     ),
     _spec(
-        tasks=("turns a title into a URL slug, lowercase with hyphens",
-               "builds a web-friendly slug from an arbitrary heading"),
+        tasks=(
+            "turns a title into a URL slug, lowercase with hyphens",
+            "builds a web-friendly slug from an arbitrary heading",
+        ),
         fns=("slugify", "make_slug", "to_slug", "url_slug"),
-        docs=("Lowercase $title and join its alphanumeric runs with hyphens.",
-              "Slug for $title, safe to use in a URL path."),
-        names={"title": ("title", "heading", "name", "label"),
-               "parts": ("parts", "runs", "chunks", "pieces")},
-        bodies=(r'''
+        docs=(
+            "Lowercase $title and join its alphanumeric runs with hyphens.",
+            "Slug for $title, safe to use in a URL path.",
+        ),
+        names={
+            "title": ("title", "heading", "name", "label"),
+            "parts": ("parts", "runs", "chunks", "pieces"),
+        },
+        bodies=(
+            r'''
 import re
 
 
@@ -789,7 +859,8 @@ def $fn($title: str) -> str:
     """$doc"""
     $parts = re.findall(r"[a-z0-9]+", $title.lower())
     return "-".join($parts)
-''', r'''
+''',
+            r'''
 import re
 import unicodedata
 
@@ -799,24 +870,31 @@ def $fn($title: str, max_length: int = $n) -> str:
     ascii_only = unicodedata.normalize("NFKD", $title).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_only.lower()).strip("-")
     return slug[:max_length].rstrip("-")
-'''),
+''',
+        ),
         demo='print($fn("$phrase"))',
     ),
     _spec(
-        tasks=("shortens a text to a maximum length without cutting a word in half, adding an ellipsis",
-               "truncates long text at a word boundary and appends '...'"),
+        tasks=(
+            "shortens a text to a maximum length without cutting a word in half, adding an ellipsis",
+            "truncates long text at a word boundary and appends '...'",
+        ),
         fns=("truncate_words", "shorten_text", "clip_at_word", "ellipsize"),
-        docs=("Cut $s to at most $limit characters on a word boundary.",
-              "Shorten $s, keeping whole words only."),
+        docs=(
+            "Cut $s to at most $limit characters on a word boundary.",
+            "Shorten $s, keeping whole words only.",
+        ),
         names={"s": ("text", "s", "message", "blurb"), "limit": ("limit", "width", "max_chars", "size")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($s: str, $limit: int = $n) -> str:
     """$doc"""
     if len($s) <= $limit:
         return $s
     cut = $s[: $limit - 3].rsplit(" ", 1)[0]
     return cut.rstrip(",.;:") + "..."
-''', r'''
+''',
+            r'''
 def $fn($s, $limit=$n):
     """$doc"""
     words, used = [], 0
@@ -827,23 +905,30 @@ def $fn($s, $limit=$n):
         words.append(word)
         used += extra
     return " ".join(words)
-'''),
+''',
+        ),
         demo='print($fn("$phrase $phrase", $k))',
     ),
     _spec(
-        tasks=("splits a list into consecutive chunks of a given size",
-               "breaks a sequence into batches of n items; the last batch may be shorter"),
+        tasks=(
+            "splits a list into consecutive chunks of a given size",
+            "breaks a sequence into batches of n items; the last batch may be shorter",
+        ),
         fns=("chunked", "batches", "split_into_chunks", "in_groups_of"),
-        docs=("Return consecutive slices of $xs with at most $size items each.",
-              "Batch $xs into lists of $size."),
+        docs=(
+            "Return consecutive slices of $xs with at most $size items each.",
+            "Batch $xs into lists of $size.",
+        ),
         names={"xs": ("items", "values", "seq", "rows"), "size": ("size", "n", "batch_size", "width")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($xs: list, $size: int) -> list[list]:
     """$doc"""
     if $size <= 0:
         raise ValueError("$size must be positive")
     return [$xs[i : i + $size] for i in range(0, len($xs), $size)]
-''', r'''
+''',
+            r'''
 from itertools import islice
 
 
@@ -852,16 +937,20 @@ def $fn($xs, $size):
     it = iter($xs)
     while batch := list(islice(it, $size)):
         yield batch
-'''),
-        demo='print(list($fn($ints, $k)))',
+''',
+        ),
+        demo="print(list($fn($ints, $k)))",
     ),
     _spec(
-        tasks=("flattens arbitrarily nested lists into a single flat list",
-               "recursively flattens a nested list structure"),
+        tasks=(
+            "flattens arbitrarily nested lists into a single flat list",
+            "recursively flattens a nested list structure",
+        ),
         fns=("flatten", "flatten_nested", "deep_flatten", "unnest"),
         docs=("Return all non-list leaves of $tree in order.", "Flatten nested lists of any depth."),
         names={"tree": ("nested", "tree", "data", "items"), "x": ("element", "node", "x", "part")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($tree: list) -> list:
     """$doc"""
     flat = []
@@ -871,7 +960,8 @@ def $fn($tree: list) -> list:
         else:
             flat.append($x)
     return flat
-''', r'''
+''',
+            r'''
 def $fn($tree):
     """$doc"""
     stack, flat = [iter($tree)], []
@@ -884,23 +974,28 @@ def $fn($tree):
         else:
             stack.pop()
     return flat
-'''),
-        demo='print($fn($nested))',
+''',
+        ),
+        demo="print($fn($nested))",
     ),
     _spec(
-        tasks=("rotates a list to the right by k positions",
-               "shifts the elements of a list k places, wrapping around"),
+        tasks=(
+            "rotates a list to the right by k positions",
+            "shifts the elements of a list k places, wrapping around",
+        ),
         fns=("rotate_right", "rotate_list", "shift_items", "cycle_by"),
         docs=("Rotate $xs right by $by steps; k may exceed the length.", "Return a rotated copy of $xs."),
         names={"xs": ("items", "values", "ring", "seq"), "by": ("k", "steps", "places", "offset")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($xs: list, $by: int) -> list:
     """$doc"""
     if not $xs:
         return []
     $by %= len($xs)
     return $xs[-$by:] + $xs[:-$by] if $by else list($xs)
-''', r'''
+''',
+            r'''
 from collections import deque
 
 
@@ -909,21 +1004,29 @@ def $fn($xs, $by):
     d = deque($xs)
     d.rotate($by)
     return list(d)
-'''),
-        demo='print($fn($ints, $k))',
+''',
+        ),
+        demo="print($fn($ints, $k))",
     ),
     _spec(
-        tasks=("removes duplicates from a list while keeping the first occurrence order",
-               "returns the unique items of a sequence in their original order"),
+        tasks=(
+            "removes duplicates from a list while keeping the first occurrence order",
+            "returns the unique items of a sequence in their original order",
+        ),
         fns=("unique_in_order", "dedupe", "distinct", "drop_repeats"),
         docs=("Keep the first copy of each item in $xs.", "Order-preserving de-duplication of $xs."),
-        names={"xs": ("items", "values", "seq", "names"), "seen": ("seen", "met", "known", "visited"),
-               "x": ("item", "x", "value", "entry")},
-        bodies=(r'''
+        names={
+            "xs": ("items", "values", "seq", "names"),
+            "seen": ("seen", "met", "known", "visited"),
+            "x": ("item", "x", "value", "entry"),
+        },
+        bodies=(
+            r'''
 def $fn($xs):
     """$doc"""
     return list(dict.fromkeys($xs))
-''', r'''
+''',
+            r'''
 def $fn($xs: list) -> list:
     """$doc"""
     $seen = set()
@@ -933,48 +1036,62 @@ def $fn($xs: list) -> list:
             $seen.add($x)
             out.append($x)
     return out
-'''),
-        demo='print($fn($ints + $ints))',
+''',
+        ),
+        demo="print($fn($ints + $ints))",
     ),
     _spec(
-        tasks=("merges two dictionaries of counts, adding values for keys that appear in both",
-               "combines two tally dictionaries by summing shared keys"),
+        tasks=(
+            "merges two dictionaries of counts, adding values for keys that appear in both",
+            "combines two tally dictionaries by summing shared keys",
+        ),
         fns=("merge_counts", "add_tallies", "combine_counters", "sum_dicts"),
-        docs=("Return a new dict with the summed values of $a and $b.",
-              "Merge two count maps without mutating either."),
+        docs=(
+            "Return a new dict with the summed values of $a and $b.",
+            "Merge two count maps without mutating either.",
+        ),
         names={"a": ("first", "left", "a", "base"), "b": ("second", "right", "b", "extra")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($a: dict, $b: dict) -> dict:
     """$doc"""
     merged = dict($a)
     for key, value in $b.items():
         merged[key] = merged.get(key, 0) + value
     return merged
-''', r'''
+''',
+            r'''
 from collections import Counter
 
 
 def $fn($a, $b):
     """$doc"""
     return dict(Counter($a) + Counter($b))
-'''),
-        demo='print($fn($mapping, $mapping2))',
+''',
+        ),
+        demo="print($fn($mapping, $mapping2))",
     ),
     _spec(
-        tasks=("inverts a dictionary so each value maps to the list of keys that had it",
-               "groups the keys of a mapping by their value"),
+        tasks=(
+            "inverts a dictionary so each value maps to the list of keys that had it",
+            "groups the keys of a mapping by their value",
+        ),
         fns=("invert_dict", "keys_by_value", "reverse_mapping", "group_keys"),
-        docs=("Map every value of $d to the keys that carried it.",
-              "Invert $d; repeated values collect their keys in a list."),
+        docs=(
+            "Map every value of $d to the keys that carried it.",
+            "Invert $d; repeated values collect their keys in a list.",
+        ),
         names={"d": ("mapping", "table", "d", "lookup"), "inv": ("inverted", "by_value", "result", "inv")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($d: dict) -> dict:
     """$doc"""
     $inv = {}
     for key, value in $d.items():
         $inv.setdefault(value, []).append(key)
     return $inv
-''', r'''
+''',
+            r'''
 from collections import defaultdict
 
 
@@ -984,18 +1101,27 @@ def $fn($d):
     for key in sorted($d):
         $inv[$d[key]].append(key)
     return dict($inv)
-'''),
-        demo='print($fn($mapping))',
+''',
+        ),
+        demo="print($fn($mapping))",
     ),
     _spec(
-        tasks=("reads a value from nested dictionaries using a dotted path like 'a.b.c'",
-               "safely looks up a deeply nested key by a dotted path with a default"),
+        tasks=(
+            "reads a value from nested dictionaries using a dotted path like 'a.b.c'",
+            "safely looks up a deeply nested key by a dotted path with a default",
+        ),
         fns=("get_path", "deep_get", "lookup_dotted", "dig"),
-        docs=("Follow the dotted $path through $d, returning $dflt when a step is missing.",
-              "Nested lookup by dotted path."),
-        names={"d": ("config", "data", "tree", "doc"), "path": ("path", "dotted", "key_path", "route"),
-               "dflt": ("default", "fallback", "missing")},
-        bodies=(r'''
+        docs=(
+            "Follow the dotted $path through $d, returning $dflt when a step is missing.",
+            "Nested lookup by dotted path.",
+        ),
+        names={
+            "d": ("config", "data", "tree", "doc"),
+            "path": ("path", "dotted", "key_path", "route"),
+            "dflt": ("default", "fallback", "missing"),
+        },
+        bodies=(
+            r'''
 def $fn($d: dict, $path: str, $dflt=None):
     """$doc"""
     node = $d
@@ -1004,7 +1130,8 @@ def $fn($d: dict, $path: str, $dflt=None):
             return $dflt
         node = node[part]
     return node
-''', r'''
+''',
+            r'''
 from functools import reduce
 
 
@@ -1014,18 +1141,25 @@ def $fn($d, $path, $dflt=None):
         return reduce(lambda node, part: node[part], $path.split("."), $d)
     except (KeyError, TypeError):
         return $dflt
-'''),
+''',
+        ),
         demo='print($fn({"$word": {"$word2": $n}}, "$word.$word2"))',
     ),
     _spec(
-        tasks=("performs binary search on a sorted list and returns the index of the target or -1",
-               "finds a value in a sorted sequence in logarithmic time"),
+        tasks=(
+            "performs binary search on a sorted list and returns the index of the target or -1",
+            "finds a value in a sorted sequence in logarithmic time",
+        ),
         fns=("binary_search", "find_sorted", "bisect_index", "search_sorted"),
         docs=("Index of $target in the sorted $xs, or -1.", "Classic iterative binary search."),
-        names={"xs": ("values", "sorted_items", "arr", "seq"),
-               "target": ("target", "wanted", "needle", "key"), "lo": ("lo", "low", "left", "start"),
-               "hi": ("hi", "high", "right", "end")},
-        bodies=(r'''
+        names={
+            "xs": ("values", "sorted_items", "arr", "seq"),
+            "target": ("target", "wanted", "needle", "key"),
+            "lo": ("lo", "low", "left", "start"),
+            "hi": ("hi", "high", "right", "end"),
+        },
+        bodies=(
+            r'''
 def $fn($xs: list[int], $target: int) -> int:
     """$doc"""
     $lo, $hi = 0, len($xs) - 1
@@ -1038,7 +1172,8 @@ def $fn($xs: list[int], $target: int) -> int:
         else:
             $hi = mid - 1
     return -1
-''', r'''
+''',
+            r'''
 from bisect import bisect_left
 
 
@@ -1046,16 +1181,20 @@ def $fn($xs, $target):
     """$doc"""
     i = bisect_left($xs, $target)
     return i if i < len($xs) and $xs[i] == $target else -1
-'''),
-        demo='print($fn($sorted_ints, $n))',
+''',
+        ),
+        demo="print($fn($sorted_ints, $n))",
     ),
     _spec(
-        tasks=("computes the greatest common divisor and least common multiple of two integers",
-               "returns gcd and lcm of two whole numbers using Euclid's algorithm"),
+        tasks=(
+            "computes the greatest common divisor and least common multiple of two integers",
+            "returns gcd and lcm of two whole numbers using Euclid's algorithm",
+        ),
         fns=("gcd_lcm", "divisor_and_multiple", "euclid_pair", "common_factors"),
         docs=("Return (gcd, lcm) of $a and $b.", "Euclid's algorithm for gcd; lcm follows from it."),
         names={"a": ("a", "m", "first", "x"), "b": ("b", "n", "second", "y")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($a: int, $b: int) -> tuple[int, int]:
     """$doc"""
     x, y = abs($a), abs($b)
@@ -1063,7 +1202,8 @@ def $fn($a: int, $b: int) -> tuple[int, int]:
         x, y = y, x % y
     lcm = abs($a * $b) // x if x else 0
     return x, lcm
-''', r'''
+''',
+            r'''
 import math
 
 
@@ -1071,17 +1211,23 @@ def $fn($a, $b):
     """$doc"""
     g = math.gcd($a, $b)
     return g, (abs($a * $b) // g if g else 0)
-'''),
-        demo='print($fn($n, $k))',
+''',
+        ),
+        demo="print($fn($n, $k))",
     ),
     _spec(
-        tasks=("lists all prime numbers up to n with the sieve of Eratosthenes",
-               "returns the primes not greater than a limit"),
+        tasks=(
+            "lists all prime numbers up to n with the sieve of Eratosthenes",
+            "returns the primes not greater than a limit",
+        ),
         fns=("primes_up_to", "sieve", "prime_list", "eratosthenes"),
         docs=("All primes <= $limit.", "Sieve of Eratosthenes up to $limit inclusive."),
-        names={"limit": ("limit", "n", "upper", "ceiling"),
-               "flags": ("is_prime", "flags", "marks", "candidates")},
-        bodies=(r'''
+        names={
+            "limit": ("limit", "n", "upper", "ceiling"),
+            "flags": ("is_prime", "flags", "marks", "candidates"),
+        },
+        bodies=(
+            r'''
 def $fn($limit: int) -> list[int]:
     """$doc"""
     if $limit < 2:
@@ -1092,7 +1238,8 @@ def $fn($limit: int) -> list[int]:
         if $flags[p]:
             $flags[p * p :: p] = [False] * len(range(p * p, $limit + 1, p))
     return [i for i, ok in enumerate($flags) if ok]
-''', r'''
+''',
+            r'''
 def $fn($limit):
     """$doc"""
     found = []
@@ -1100,39 +1247,49 @@ def $fn($limit):
         if all(candidate % p for p in found if p * p <= candidate):
             found.append(candidate)
     return found
-'''),
-        demo='print($fn($n))',
+''',
+        ),
+        demo="print($fn($n))",
     ),
     _spec(
         tasks=("generates Fibonacci numbers lazily", "yields the first n Fibonacci numbers"),
         fns=("fibonacci", "fib_sequence", "fib_numbers", "golden_steps"),
         docs=("Yield the first $count Fibonacci numbers.", "Lazy Fibonacci sequence starting 0, 1."),
-        names={"count": ("count", "n", "how_many", "terms"), "a": ("a", "prev", "older"),
-               "b": ("b", "curr", "newer")},
-        bodies=(r'''
+        names={
+            "count": ("count", "n", "how_many", "terms"),
+            "a": ("a", "prev", "older"),
+            "b": ("b", "curr", "newer"),
+        },
+        bodies=(
+            r'''
 def $fn($count: int):
     """$doc"""
     $a, $b = 0, 1
     for _ in range($count):
         yield $a
         $a, $b = $b, $a + $b
-''', r'''
+''',
+            r'''
 def $fn($count):
     """$doc"""
     seq = [0, 1]
     while len(seq) < $count:
         seq.append(seq[-1] + seq[-2])
     return seq[:$count]
-'''),
-        demo='print(list($fn($n)))',
+''',
+        ),
+        demo="print(list($fn($n)))",
     ),
     _spec(
-        tasks=("computes n factorial iteratively and rejects negative input",
-               "returns the factorial of a non-negative integer"),
+        tasks=(
+            "computes n factorial iteratively and rejects negative input",
+            "returns the factorial of a non-negative integer",
+        ),
         fns=("factorial", "fact", "product_to_n", "n_factorial"),
         docs=("Return $num! for non-negative $num.", "Iterative factorial; raises ValueError for negatives."),
         names={"num": ("n", "number", "k", "value")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($num: int) -> int:
     """$doc"""
     if $num < 0:
@@ -1141,7 +1298,8 @@ def $fn($num: int) -> int:
     for i in range(2, $num + 1):
         result *= i
     return result
-''', r'''
+''',
+            r'''
 from functools import reduce
 from operator import mul
 
@@ -1151,36 +1309,47 @@ def $fn($num):
     if $num < 0:
         raise ValueError(f"expected a non-negative integer, got {$num}")
     return reduce(mul, range(1, $num + 1), 1)
-'''),
-        demo='print($fn($k))',
+''',
+        ),
+        demo="print($fn($k))",
     ),
     _spec(
-        tasks=("computes the digital root of a number by summing its digits repeatedly",
-               "sums the digits of an integer until one digit is left"),
+        tasks=(
+            "computes the digital root of a number by summing its digits repeatedly",
+            "sums the digits of an integer until one digit is left",
+        ),
         fns=("digital_root", "digit_sum_root", "collapse_digits", "repeated_digit_sum"),
-        docs=("Sum the digits of $num until a single digit remains.",
-              "Digital root of a non-negative integer."),
+        docs=(
+            "Sum the digits of $num until a single digit remains.",
+            "Digital root of a non-negative integer.",
+        ),
         names={"num": ("n", "number", "value", "num")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($num: int) -> int:
     """$doc"""
     while $num >= 10:
         $num = sum(int(d) for d in str($num))
     return $num
-''', r'''
+''',
+            r'''
 def $fn($num):
     """$doc"""
     return 0 if $num == 0 else 1 + ($num - 1) % 9
-'''),
-        demo='print($fn($big_int))',
+''',
+        ),
+        demo="print($fn($big_int))",
     ),
     _spec(
-        tasks=("converts an integer between 1 and 3999 to a Roman numeral",
-               "formats a year as Roman numerals"),
+        tasks=(
+            "converts an integer between 1 and 3999 to a Roman numeral",
+            "formats a year as Roman numerals",
+        ),
         fns=("to_roman", "roman_numeral", "int_to_roman", "romanize"),
         docs=("Roman numeral for $num (1..3999).", "Greedy conversion of $num to Roman numerals."),
         names={"num": ("n", "number", "year", "value"), "parts": ("parts", "out", "glyphs", "pieces")},
-        bodies=(r'''
+        bodies=(
+            r'''
 NUMERALS = (
     (1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"), (90, "XC"),
     (50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I"),
@@ -1196,17 +1365,23 @@ def $fn($num: int) -> str:
         count, $num = divmod($num, value)
         $parts.append(glyph * count)
     return "".join($parts)
-''',),
-        demo='print($fn($year_int))',
+''',
+        ),
+        demo="print($fn($year_int))",
     ),
     _spec(
-        tasks=("parses a Roman numeral string into an integer",
-               "converts Roman numerals like 'MCMXC' back to numbers"),
+        tasks=(
+            "parses a Roman numeral string into an integer",
+            "converts Roman numerals like 'MCMXC' back to numbers",
+        ),
         fns=("from_roman", "roman_to_int", "parse_roman", "unroman"),
-        docs=("Integer value of the Roman numeral $s.",
-              "Parse $s, handling subtractive pairs such as IV and CM."),
+        docs=(
+            "Integer value of the Roman numeral $s.",
+            "Parse $s, handling subtractive pairs such as IV and CM.",
+        ),
         names={"s": ("numeral", "s", "text", "roman")},
-        bodies=(r'''
+        bodies=(
+            r'''
 VALUES = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100, "D": 500, "M": 1000}
 
 
@@ -1217,17 +1392,23 @@ def $fn($s: str) -> int:
         value = VALUES[current]
         total += -value if VALUES.get(following, 0) > value else value
     return total
-''',),
+''',
+        ),
         demo='print($fn("$numeral"))',
     ),
     _spec(
-        tasks=("converts temperatures between Celsius and Fahrenheit in either direction",
-               "converts a temperature reading given its unit"),
+        tasks=(
+            "converts temperatures between Celsius and Fahrenheit in either direction",
+            "converts a temperature reading given its unit",
+        ),
         fns=("convert_temperature", "to_other_scale", "celsius_fahrenheit", "temp_convert"),
-        docs=("Convert $deg from $unit ('C' or 'F') to the other scale.",
-              "Temperature conversion between C and F."),
+        docs=(
+            "Convert $deg from $unit ('C' or 'F') to the other scale.",
+            "Temperature conversion between C and F.",
+        ),
         names={"deg": ("degrees", "value", "reading", "temp"), "unit": ("unit", "scale", "source_unit")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($deg: float, $unit: str) -> float:
     """$doc"""
     if $unit.upper() == "C":
@@ -1235,44 +1416,60 @@ def $fn($deg: float, $unit: str) -> float:
     if $unit.upper() == "F":
         return ($deg - 32) * 5 / 9
     raise ValueError(f"unknown unit {$unit!r}; use 'C' or 'F'")
-''',),
+''',
+        ),
         demo='print($fn($small_float, "C"))',
     ),
     _spec(
-        tasks=("computes compound interest for a principal, annual rate and number of years",
-               "returns the future value of a deposit with compounding"),
+        tasks=(
+            "computes compound interest for a principal, annual rate and number of years",
+            "returns the future value of a deposit with compounding",
+        ),
         fns=("compound_interest", "future_value", "grow_savings", "compounded_total"),
-        docs=("Value of $p after $years years at $rate compounded $m times a year.",
-              "Future value with periodic compounding."),
-        names={"p": ("principal", "deposit", "amount", "start"), "rate": ("rate", "annual_rate", "interest"),
-               "years": ("years", "term", "horizon"), "m": ("periods", "per_year", "compounding")},
-        bodies=(r'''
+        docs=(
+            "Value of $p after $years years at $rate compounded $m times a year.",
+            "Future value with periodic compounding.",
+        ),
+        names={
+            "p": ("principal", "deposit", "amount", "start"),
+            "rate": ("rate", "annual_rate", "interest"),
+            "years": ("years", "term", "horizon"),
+            "m": ("periods", "per_year", "compounding"),
+        },
+        bodies=(
+            r'''
 def $fn($p: float, $rate: float, $years: int, $m: int = 12) -> float:
     """$doc"""
     return $p * (1 + $rate / $m) ** ($m * $years)
-''', r'''
+''',
+            r'''
 def $fn($p, $rate, $years, $m=1):
     """$doc"""
     balance = $p
     for _ in range($years * $m):
         balance += balance * $rate / $m
     return round(balance, 2)
-'''),
-        demo='print($fn($amount, $rate_float, $k))',
+''',
+        ),
+        demo="print($fn($amount, $rate_float, $k))",
     ),
     _spec(
-        tasks=("computes a simple moving average over a window",
-               "smooths a series of numbers with a sliding-window mean"),
+        tasks=(
+            "computes a simple moving average over a window",
+            "smooths a series of numbers with a sliding-window mean",
+        ),
         fns=("moving_average", "rolling_mean", "sliding_average", "smooth_series"),
         docs=("Mean of each full window of $w consecutive values in $xs.", "Simple moving average of $xs."),
         names={"xs": ("values", "series", "points", "samples"), "w": ("window", "span", "width", "size")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($xs: list[float], $w: int) -> list[float]:
     """$doc"""
     if $w <= 0:
         raise ValueError("$w must be positive")
     return [sum($xs[i : i + $w]) / $w for i in range(len($xs) - $w + 1)]
-''', r'''
+''',
+            r'''
 from collections import deque
 
 
@@ -1287,19 +1484,26 @@ def $fn($xs, $w):
         if len(buf) == $w:
             out.append(total / $w)
     return out
-'''),
-        demo='print($fn($floats, $k))',
+''',
+        ),
+        demo="print($fn($floats, $k))",
     ),
     _spec(
-        tasks=("returns the median of a list of numbers",
-               "computes the middle value of unsorted numbers, averaging the two middle ones for even "
-               "counts"),
+        tasks=(
+            "returns the median of a list of numbers",
+            "computes the middle value of unsorted numbers, averaging the two middle ones for even counts",
+        ),
         fns=("median", "middle_value", "median_of", "find_median"),
-        docs=("Median of $xs; raises ValueError when empty.",
-              "Return the median of $xs without modifying it."),
-        names={"xs": ("values", "numbers", "data", "sample"),
-               "ordered": ("ordered", "ranked", "sorted_values", "s")},
-        bodies=(r'''
+        docs=(
+            "Median of $xs; raises ValueError when empty.",
+            "Return the median of $xs without modifying it.",
+        ),
+        names={
+            "xs": ("values", "numbers", "data", "sample"),
+            "ordered": ("ordered", "ranked", "sorted_values", "s"),
+        },
+        bodies=(
+            r'''
 def $fn($xs: list[float]) -> float:
     """$doc"""
     if not $xs:
@@ -1309,23 +1513,28 @@ def $fn($xs: list[float]) -> float:
     if len($ordered) % 2:
         return $ordered[mid]
     return ($ordered[mid - 1] + $ordered[mid]) / 2
-''', r'''
+''',
+            r'''
 import statistics
 
 
 def $fn($xs):
     """$doc"""
     return statistics.median($xs)
-'''),
-        demo='print($fn($ints))',
+''',
+        ),
+        demo="print($fn($ints))",
     ),
     _spec(
-        tasks=("computes the sample variance and standard deviation of numbers",
-               "returns mean, variance and standard deviation in one pass"),
+        tasks=(
+            "computes the sample variance and standard deviation of numbers",
+            "returns mean, variance and standard deviation in one pass",
+        ),
         fns=("spread_stats", "variance_and_std", "dispersion", "describe_spread"),
         docs=("Return (mean, variance, std) of $xs using the n-1 denominator.", "Sample statistics of $xs."),
         names={"xs": ("values", "numbers", "readings", "sample"), "mu": ("mean", "mu", "avg", "centre")},
-        bodies=(r'''
+        bodies=(
+            r'''
 import math
 
 
@@ -1337,7 +1546,8 @@ def $fn($xs: list[float]) -> tuple[float, float, float]:
     $mu = sum($xs) / n
     var = sum((x - $mu) ** 2 for x in $xs) / (n - 1)
     return $mu, var, math.sqrt(var)
-''', r'''
+''',
+            r'''
 def $fn($xs):
     """$doc"""
     count, $mu, m2 = 0, 0.0, 0.0
@@ -1348,60 +1558,75 @@ def $fn($xs):
         m2 += delta * (x - $mu)
     var = m2 / (count - 1) if count > 1 else 0.0
     return $mu, var, var ** 0.5
-'''),
-        demo='print($fn($floats))',
+''',
+        ),
+        demo="print($fn($floats))",
     ),
     _spec(
-        tasks=("computes the dot product of two equal-length vectors",
-               "multiplies two vectors element-wise and sums the result"),
+        tasks=(
+            "computes the dot product of two equal-length vectors",
+            "multiplies two vectors element-wise and sums the result",
+        ),
         fns=("dot", "dot_product", "inner_product", "weighted_sum"),
         docs=("Dot product of $u and $v; lengths must match.", "Sum of pairwise products."),
         names={"u": ("u", "a", "left", "weights"), "v": ("v", "b", "right", "features")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($u: list[float], $v: list[float]) -> float:
     """$doc"""
     if len($u) != len($v):
         raise ValueError(f"length mismatch: {len($u)} != {len($v)}")
     return sum(x * y for x, y in zip($u, $v))
-''', r'''
+''',
+            r'''
 def $fn($u, $v):
     """$doc"""
     return sum(map(lambda pair: pair[0] * pair[1], zip($u, $v, strict=True)))
-'''),
-        demo='print($fn($ints, $ints))',
+''',
+        ),
+        demo="print($fn($ints, $ints))",
     ),
     _spec(
-        tasks=("transposes a matrix given as a list of rows",
-               "swaps rows and columns of a rectangular 2D list"),
+        tasks=(
+            "transposes a matrix given as a list of rows",
+            "swaps rows and columns of a rectangular 2D list",
+        ),
         fns=("transpose", "flip_matrix", "columns_of", "swap_axes"),
         docs=("Rows of $m become columns.", "Transpose a rectangular list-of-lists matrix."),
         names={"m": ("matrix", "grid", "rows", "table")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($m: list[list]) -> list[list]:
     """$doc"""
     return [list(col) for col in zip(*$m)]
-''', r'''
+''',
+            r'''
 def $fn($m):
     """$doc"""
     if not $m:
         return []
     return [[$m[r][c] for r in range(len($m))] for c in range(len($m[0]))]
-'''),
-        demo='print($fn($matrix))',
+''',
+        ),
+        demo="print($fn($matrix))",
     ),
     _spec(
-        tasks=("multiplies two matrices represented as nested lists",
-               "implements naive matrix multiplication with a shape check"),
+        tasks=(
+            "multiplies two matrices represented as nested lists",
+            "implements naive matrix multiplication with a shape check",
+        ),
         fns=("matmul", "multiply_matrices", "mat_product", "matrix_product"),
         docs=("Product of $a (n x m) and $b (m x p).", "Naive triple-loop matrix multiplication."),
         names={"a": ("a", "left", "lhs", "first"), "b": ("b", "right", "rhs", "second")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($a: list[list[float]], $b: list[list[float]]) -> list[list[float]]:
     """$doc"""
     if len($a[0]) != len($b):
         raise ValueError("inner dimensions differ")
     return [[sum(x * y for x, y in zip(row, col)) for col in zip(*$b)] for row in $a]
-''', r'''
+''',
+            r'''
 def $fn($a, $b):
     """$doc"""
     n, m, p = len($a), len($b), len($b[0])
@@ -1411,16 +1636,20 @@ def $fn($a, $b):
             for k in range(m):
                 out[i][j] += $a[i][k] * $b[k][j]
     return out
-'''),
-        demo='print($fn($matrix, $matrix2))',
+''',
+        ),
+        demo="print($fn($matrix, $matrix2))",
     ),
     _spec(
         tasks=("sorts a list in place with insertion sort", "implements insertion sort and returns the list"),
         fns=("insertion_sort", "sort_by_insertion", "insert_sort", "simple_sort"),
-        docs=("Sort $xs in place in ascending order and return it.",
-              "Insertion sort; stable and fine for short lists."),
+        docs=(
+            "Sort $xs in place in ascending order and return it.",
+            "Insertion sort; stable and fine for short lists.",
+        ),
         names={"xs": ("items", "values", "arr", "cards"), "cur": ("current", "key", "moving", "held")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($xs: list) -> list:
     """$doc"""
     for i in range(1, len($xs)):
@@ -1431,16 +1660,21 @@ def $fn($xs: list) -> list:
             j -= 1
         $xs[j + 1] = $cur
     return $xs
-''',),
-        demo='print($fn($ints))',
+''',
+        ),
+        demo="print($fn($ints))",
     ),
     _spec(
         tasks=("sorts a list with merge sort and returns a new list", "implements a recursive merge sort"),
         fns=("merge_sort", "sorted_by_merging", "msort", "divide_and_sort"),
         docs=("Return a sorted copy of $xs using merge sort.", "Stable O(n log n) merge sort."),
-        names={"xs": ("items", "values", "seq", "data"), "left": ("left", "lo_half", "first_half"),
-               "right": ("right", "hi_half", "second_half")},
-        bodies=(r'''
+        names={
+            "xs": ("items", "values", "seq", "data"),
+            "left": ("left", "lo_half", "first_half"),
+            "right": ("right", "hi_half", "second_half"),
+        },
+        bodies=(
+            r'''
 def $fn($xs: list) -> list:
     """$doc"""
     if len($xs) <= 1:
@@ -1456,7 +1690,8 @@ def $fn($xs: list) -> list:
             merged.append($right[j])
             j += 1
     return merged + $left[i:] + $right[j:]
-''', r'''
+''',
+            r'''
 import heapq
 
 
@@ -1466,18 +1701,27 @@ def $fn($xs):
         return list($xs)
     mid = len($xs) // 2
     return list(heapq.merge($fn($xs[:mid]), $fn($xs[mid:])))
-'''),
-        demo='print($fn($ints))',
+''',
+        ),
+        demo="print($fn($ints))",
     ),
     _spec(
-        tasks=("finds the indices of two numbers in a list that add up to a target",
-               "solves the two-sum problem in linear time"),
+        tasks=(
+            "finds the indices of two numbers in a list that add up to a target",
+            "solves the two-sum problem in linear time",
+        ),
         fns=("two_sum", "pair_for_target", "find_pair", "indices_summing_to"),
-        docs=("Indices (i, j) with $xs[i] + $xs[j] == $target, or None.",
-              "Two-sum with a dictionary of seen values."),
-        names={"xs": ("numbers", "values", "nums", "amounts"), "target": ("target", "goal", "total"),
-               "seen": ("seen", "index_of", "positions")},
-        bodies=(r'''
+        docs=(
+            "Indices (i, j) with $xs[i] + $xs[j] == $target, or None.",
+            "Two-sum with a dictionary of seen values.",
+        ),
+        names={
+            "xs": ("numbers", "values", "nums", "amounts"),
+            "target": ("target", "goal", "total"),
+            "seen": ("seen", "index_of", "positions"),
+        },
+        bodies=(
+            r'''
 def $fn($xs: list[int], $target: int) -> tuple[int, int] | None:
     """$doc"""
     $seen = {}
@@ -1486,17 +1730,24 @@ def $fn($xs: list[int], $target: int) -> tuple[int, int] | None:
             return $seen[$target - x], i
         $seen[x] = i
     return None
-''',),
-        demo='print($fn($ints, $n))',
+''',
+        ),
+        demo="print($fn($ints, $n))",
     ),
     _spec(
-        tasks=("finds the largest sum of a contiguous sub-list (Kadane's algorithm)",
-               "returns the maximum subarray sum of a list of integers"),
+        tasks=(
+            "finds the largest sum of a contiguous sub-list (Kadane's algorithm)",
+            "returns the maximum subarray sum of a list of integers",
+        ),
         fns=("max_subarray", "kadane", "best_run_sum", "largest_window_sum"),
         docs=("Largest sum of any non-empty contiguous slice of $xs.", "Kadane's algorithm in one pass."),
-        names={"xs": ("values", "gains", "deltas", "nums"), "best": ("best", "top", "record"),
-               "cur": ("current", "running", "here")},
-        bodies=(r'''
+        names={
+            "xs": ("values", "gains", "deltas", "nums"),
+            "best": ("best", "top", "record"),
+            "cur": ("current", "running", "here"),
+        },
+        bodies=(
+            r'''
 def $fn($xs: list[int]) -> int:
     """$doc"""
     $best = $cur = $xs[0]
@@ -1504,16 +1755,20 @@ def $fn($xs: list[int]) -> int:
         $cur = max(x, $cur + x)
         $best = max($best, $cur)
     return $best
-''',),
-        demo='print($fn($ints))',
+''',
+        ),
+        demo="print($fn($ints))",
     ),
     _spec(
-        tasks=("checks whether brackets in a string are balanced",
-               "validates that (), [] and {} are properly nested"),
+        tasks=(
+            "checks whether brackets in a string are balanced",
+            "validates that (), [] and {} are properly nested",
+        ),
         fns=("balanced", "brackets_ok", "is_well_nested", "check_brackets"),
         docs=("True if every bracket in $s is closed in the right order.", "Stack-based bracket matcher."),
         names={"s": ("text", "expr", "source", "s"), "stack": ("stack", "opened", "pending")},
-        bodies=(r'''
+        bodies=(
+            r'''
 PAIRS = {")": "(", "]": "[", "}": "{"}
 
 
@@ -1527,17 +1782,24 @@ def $fn($s: str) -> bool:
             if not $stack or $stack.pop() != PAIRS[ch]:
                 return False
     return not $stack
-''',),
+''',
+        ),
         demo='print($fn("($word[$k])"))',
     ),
     _spec(
-        tasks=("computes the Levenshtein edit distance between two strings",
-               "returns the minimum number of single-character edits turning one word into another"),
+        tasks=(
+            "computes the Levenshtein edit distance between two strings",
+            "returns the minimum number of single-character edits turning one word into another",
+        ),
         fns=("edit_distance", "levenshtein", "string_distance", "edits_between"),
         docs=("Levenshtein distance between $a and $b.", "Dynamic programming with two rows of memory."),
-        names={"a": ("a", "source", "first", "word_a"), "b": ("b", "target", "second", "word_b"),
-               "prev": ("prev", "above", "last_row")},
-        bodies=(r'''
+        names={
+            "a": ("a", "source", "first", "word_a"),
+            "b": ("b", "target", "second", "word_b"),
+            "prev": ("prev", "above", "last_row"),
+        },
+        bodies=(
+            r'''
 def $fn($a: str, $b: str) -> int:
     """$doc"""
     $prev = list(range(len($b) + 1))
@@ -1547,16 +1809,20 @@ def $fn($a: str, $b: str) -> int:
             row.append(min($prev[j] + 1, row[j - 1] + 1, $prev[j - 1] + (ca != cb)))
         $prev = row
     return $prev[-1]
-''',),
+''',
+        ),
         demo='print($fn("$word", "$word2"))',
     ),
     _spec(
-        tasks=("builds the first n rows of Pascal's triangle",
-               "returns Pascal's triangle as a list of lists"),
+        tasks=(
+            "builds the first n rows of Pascal's triangle",
+            "returns Pascal's triangle as a list of lists",
+        ),
         fns=("pascal_rows", "pascal_triangle", "binomial_rows", "triangle_of_pascal"),
         docs=("First $num rows of Pascal's triangle.", "Each row is built from the previous one."),
         names={"num": ("n", "rows", "depth", "height"), "out": ("triangle", "out", "result")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($num: int) -> list[list[int]]:
     """$doc"""
     $out = []
@@ -1566,17 +1832,23 @@ def $fn($num: int) -> list[list[int]]:
             row[j] = $out[i - 1][j - 1] + $out[i - 1][j]
         $out.append(row)
     return $out
-''',),
-        demo='print($fn($k))',
+''',
+        ),
+        demo="print($fn($k))",
     ),
     _spec(
-        tasks=("counts the steps a number takes to reach 1 under the Collatz rule",
-               "returns the Collatz sequence length for a positive integer"),
+        tasks=(
+            "counts the steps a number takes to reach 1 under the Collatz rule",
+            "returns the Collatz sequence length for a positive integer",
+        ),
         fns=("collatz_steps", "hailstone_length", "steps_to_one", "collatz_length"),
-        docs=("Number of Collatz steps from $num down to 1.",
-              "Halve evens, map odds to 3n + 1, count until 1."),
+        docs=(
+            "Number of Collatz steps from $num down to 1.",
+            "Halve evens, map odds to 3n + 1, count until 1.",
+        ),
         names={"num": ("n", "start", "value", "seed_value"), "cnt": ("steps", "count", "hops")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($num: int) -> int:
     """$doc"""
     if $num < 1:
@@ -1586,7 +1858,8 @@ def $fn($num: int) -> int:
         $num = $num // 2 if $num % 2 == 0 else 3 * $num + 1
         $cnt += 1
     return $cnt
-''', r'''
+''',
+            r'''
 def $fn($num):
     """$doc"""
     if $num < 1:
@@ -1596,38 +1869,45 @@ def $fn($num):
         $num = 3 * $num + 1 if $num % 2 else $num // 2
         $cnt += 1
     return $cnt
-'''),
-        demo='print($fn($n))',
+''',
+        ),
+        demo="print($fn($n))",
     ),
     _spec(
         tasks=("returns the power set of a list", "lists every subset of a small collection"),
         fns=("power_set", "all_subsets", "subsets", "every_combination"),
         docs=("All subsets of $xs, from the empty one upwards.", "Power set via itertools.combinations."),
         names={"xs": ("items", "elements", "options", "choices")},
-        bodies=(r'''
+        bodies=(
+            r'''
 from itertools import chain, combinations
 
 
 def $fn($xs: list) -> list[tuple]:
     """$doc"""
     return list(chain.from_iterable(combinations($xs, r) for r in range(len($xs) + 1)))
-''', r'''
+''',
+            r'''
 def $fn($xs):
     """$doc"""
     result = [[]]
     for x in $xs:
         result += [subset + [x] for subset in result]
     return result
-'''),
-        demo='print($fn($short_words))',
+''',
+        ),
+        demo="print($fn($short_words))",
     ),
     _spec(
-        tasks=("converts a binary string such as '1011' to an integer without using int(s, 2)",
-               "parses a string of 0s and 1s into a number by hand"),
+        tasks=(
+            "converts a binary string such as '1011' to an integer without using int(s, 2)",
+            "parses a string of 0s and 1s into a number by hand",
+        ),
         fns=("binary_to_int", "parse_bits", "bits_value", "from_binary"),
         docs=("Integer value of the bit string $bits.", "Manual base-2 parsing with validation."),
         names={"bits": ("bits", "binary", "digits", "s")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($bits: str) -> int:
     """$doc"""
     value = 0
@@ -1636,69 +1916,91 @@ def $fn($bits: str) -> int:
             raise ValueError(f"not a binary digit: {ch!r}")
         value = value * 2 + (ch == "1")
     return value
-''',),
+''',
+        ),
         demo='print($fn("$bit_string"))',
     ),
     _spec(
-        tasks=("tells whether a year is a leap year in the Gregorian calendar",
-               "returns True for leap years"),
+        tasks=(
+            "tells whether a year is a leap year in the Gregorian calendar",
+            "returns True for leap years",
+        ),
         fns=("is_leap_year", "leap", "has_feb_29", "gregorian_leap"),
         docs=("Gregorian leap-year rule for $y.", "Divisible by 4, except centuries not divisible by 400."),
         names={"y": ("year", "y", "yr")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($y: int) -> bool:
     """$doc"""
     return $y % 4 == 0 and ($y % 100 != 0 or $y % 400 == 0)
-''', r'''
+''',
+            r'''
 import calendar
 
 
 def $fn($y):
     """$doc"""
     return calendar.isleap($y)
-'''),
-        demo='print($fn($year_int))',
+''',
+        ),
+        demo="print($fn($year_int))",
     ),
     _spec(
-        tasks=("computes the number of days between two ISO dates",
-               "returns how many days separate two 'YYYY-MM-DD' strings"),
+        tasks=(
+            "computes the number of days between two ISO dates",
+            "returns how many days separate two 'YYYY-MM-DD' strings",
+        ),
         fns=("days_between", "date_gap", "day_difference", "span_in_days"),
         docs=("Absolute number of days between $a and $b.", "Day count between two ISO-8601 dates."),
         names={"a": ("start", "first", "a", "since"), "b": ("end", "second", "b", "until")},
-        bodies=(r'''
+        bodies=(
+            r'''
 from datetime import date
 
 
 def $fn($a: str, $b: str) -> int:
     """$doc"""
     return abs((date.fromisoformat($b) - date.fromisoformat($a)).days)
-''',),
+''',
+        ),
         demo='print($fn("$date_a", "$date_b"))',
     ),
     _spec(
-        tasks=("clamps a number into a closed range",
-               "limits a value so it stays between a lower and an upper bound"),
+        tasks=(
+            "clamps a number into a closed range",
+            "limits a value so it stays between a lower and an upper bound",
+        ),
         fns=("clamp", "bound", "limit_to_range", "constrain"),
         docs=("Return $x limited to [$lo, $hi].", "Clamp $x; the bounds must be ordered."),
-        names={"x": ("value", "x", "level", "reading"), "lo": ("lo", "low", "minimum", "floor"),
-               "hi": ("hi", "high", "maximum", "ceiling")},
-        bodies=(r'''
+        names={
+            "x": ("value", "x", "level", "reading"),
+            "lo": ("lo", "low", "minimum", "floor"),
+            "hi": ("hi", "high", "maximum", "ceiling"),
+        },
+        bodies=(
+            r'''
 def $fn($x: float, $lo: float, $hi: float) -> float:
     """$doc"""
     if $lo > $hi:
         raise ValueError("lower bound exceeds upper bound")
     return max($lo, min($x, $hi))
-''',),
-        demo='print($fn($n, 0, $k))',
+''',
+        ),
+        demo="print($fn($n, 0, $k))",
     ),
     _spec(
-        tasks=("computes the great-circle distance between two latitude/longitude points",
-               "returns the haversine distance in kilometres"),
+        tasks=(
+            "computes the great-circle distance between two latitude/longitude points",
+            "returns the haversine distance in kilometres",
+        ),
         fns=("haversine_km", "great_circle", "distance_km", "geo_distance"),
-        docs=("Distance in km between two points given in decimal degrees.",
-              "Haversine formula on a spherical Earth."),
+        docs=(
+            "Distance in km between two points given in decimal degrees.",
+            "Haversine formula on a spherical Earth.",
+        ),
         names={"r": ("EARTH_RADIUS_KM", "RADIUS_KM", "MEAN_RADIUS")},
-        bodies=(r'''
+        bodies=(
+            r'''
 import math
 
 $r = 6371.0
@@ -1710,16 +2012,20 @@ def $fn(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * $r * math.asin(math.sqrt(h))
-''',),
-        demo='print($fn($lat1, $lon1, $lat2, $lon2))',
+''',
+        ),
+        demo="print($fn($lat1, $lon1, $lat2, $lon2))",
     ),
     _spec(
-        tasks=("converts a hex colour such as '#1a2b3c' to an RGB tuple",
-               "parses CSS hex colours, including the three-digit short form"),
+        tasks=(
+            "converts a hex colour such as '#1a2b3c' to an RGB tuple",
+            "parses CSS hex colours, including the three-digit short form",
+        ),
         fns=("hex_to_rgb", "parse_hex_colour", "rgb_from_hex", "colour_tuple"),
         docs=("(r, g, b) for the colour $h.", "Parse #rgb or #rrggbb."),
         names={"h": ("colour", "hex_code", "value", "spec"), "dg": ("digits", "hex_digits", "body", "raw")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($h: str) -> tuple[int, int, int]:
     """$doc"""
     $dg = $h.lstrip("#")
@@ -1728,7 +2034,8 @@ def $fn($h: str) -> tuple[int, int, int]:
     if len($dg) != 6:
         raise ValueError(f"not a hex colour: {$h!r}")
     return tuple(int($dg[i : i + 2], 16) for i in (0, 2, 4))
-''', r'''
+''',
+            r'''
 def $fn($h):
     """$doc"""
     $dg = $h.strip().lstrip("#")
@@ -1738,17 +2045,23 @@ def $fn($h):
         raise ValueError("expected #rgb or #rrggbb")
     packed = int($dg, 16)
     return (packed >> 16) & 0xFF, (packed >> 8) & 0xFF, packed & 0xFF
-'''),
+''',
+        ),
         demo='print($fn("$hexcolor"))',
     ),
     _spec(
-        tasks=("provides a decorator that retries a function a few times when it raises",
-               "wraps a flaky call with retries and a growing delay"),
+        tasks=(
+            "provides a decorator that retries a function a few times when it raises",
+            "wraps a flaky call with retries and a growing delay",
+        ),
         fns=("retry", "with_retries", "retrying", "try_again"),
-        docs=("Retry the wrapped call up to $attempts times, sleeping longer each time.",
-              "Decorator: retry on exception with linear backoff."),
+        docs=(
+            "Retry the wrapped call up to $attempts times, sleeping longer each time.",
+            "Decorator: retry on exception with linear backoff.",
+        ),
         names={"attempts": ("attempts", "tries", "max_tries"), "delay": ("delay", "pause", "wait_seconds")},
-        bodies=(r'''
+        bodies=(
+            r'''
 import functools
 import time
 
@@ -1767,16 +2080,22 @@ def $fn($attempts: int = $k, $delay: float = 0.5):
                     time.sleep($delay * attempt)
         return wrapper
     return decorator
-''',),
+''',
+        ),
     ),
     _spec(
-        tasks=("implements a memoizing decorator without functools.lru_cache",
-               "caches results of a pure function keyed by its positional arguments"),
+        tasks=(
+            "implements a memoizing decorator without functools.lru_cache",
+            "caches results of a pure function keyed by its positional arguments",
+        ),
         fns=("memoize", "remember", "cached", "memo"),
-        docs=("Cache results of a function by its positional arguments.",
-              "Tiny memoization decorator for pure functions."),
+        docs=(
+            "Cache results of a function by its positional arguments.",
+            "Tiny memoization decorator for pure functions.",
+        ),
         names={"store": ("cache", "store", "results", "memo_table")},
-        bodies=(r'''
+        bodies=(
+            r'''
 import functools
 
 
@@ -1792,16 +2111,22 @@ def $fn(func):
 
     wrapper.cache = $store
     return wrapper
-''',),
+''',
+        ),
     ),
     _spec(
-        tasks=("provides a context manager that measures how long a block takes",
-               "times a block of code and prints the elapsed seconds"),
+        tasks=(
+            "provides a context manager that measures how long a block takes",
+            "times a block of code and prints the elapsed seconds",
+        ),
         fns=("timed", "stopwatch", "measure_block", "elapsed"),
-        docs=("Print how long the managed block took, labelled $label.",
-              "Context manager timing a block with perf_counter."),
+        docs=(
+            "Print how long the managed block took, labelled $label.",
+            "Context manager timing a block with perf_counter.",
+        ),
         names={"label": ("label", "name", "tag", "what")},
-        bodies=(r'''
+        bodies=(
+            r'''
 import time
 from contextlib import contextmanager
 
@@ -1814,16 +2139,20 @@ def $fn($label: str = "block"):
         yield
     finally:
         print(f"{$label}: {time.perf_counter() - start:.3f}s")
-''',),
+''',
+        ),
         demo='with $fn("$word"):\n        sum(range($big_int))',
     ),
     _spec(
-        tasks=("reads a large file in fixed-size chunks with a generator",
-               "yields a binary file piece by piece so it never sits in memory whole"),
+        tasks=(
+            "reads a large file in fixed-size chunks with a generator",
+            "yields a binary file piece by piece so it never sits in memory whole",
+        ),
         fns=("read_in_chunks", "iter_chunks", "stream_file", "file_blocks"),
         docs=("Yield successive $size-byte blocks of the file at $path.", "Chunked binary reader."),
         names={"path": ("path", "filename", "location"), "size": ("size", "chunk_size", "block_size")},
-        bodies=(r'''
+        bodies=(
+            r'''
 from pathlib import Path
 
 
@@ -1832,15 +2161,19 @@ def $fn($path: Path, $size: int = 65536):
     with open($path, "rb") as handle:
         while block := handle.read($size):
             yield block
-''',),
+''',
+        ),
     ),
     _spec(
-        tasks=("converts camelCase or PascalCase identifiers to snake_case",
-               "renames 'parseHTTPResponse' style names to 'parse_http_response'"),
+        tasks=(
+            "converts camelCase or PascalCase identifiers to snake_case",
+            "renames 'parseHTTPResponse' style names to 'parse_http_response'",
+        ),
         fns=("to_snake_case", "camel_to_snake", "snakeify", "underscore_name"),
         docs=("snake_case form of $name.", "Insert underscores at case boundaries and lowercase."),
         names={"name": ("name", "identifier", "ident", "camel")},
-        bodies=(r'''
+        bodies=(
+            r'''
 import re
 
 
@@ -1848,16 +2181,20 @@ def $fn($name: str) -> str:
     """$doc"""
     step = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", $name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", step).lower()
-''',),
+''',
+        ),
         demo='print($fn("$camel_word"))',
     ),
     _spec(
-        tasks=("returns the nearest-rank percentile of a list of numbers",
-               "computes the p-th percentile without numpy"),
+        tasks=(
+            "returns the nearest-rank percentile of a list of numbers",
+            "computes the p-th percentile without numpy",
+        ),
         fns=("percentile", "nearest_rank", "pct_value", "quantile_of"),
         docs=("The $p-th percentile of $xs by the nearest-rank method.", "Percentile without interpolation."),
         names={"xs": ("values", "latencies", "samples", "timings"), "p": ("p", "pct", "rank")},
-        bodies=(r'''
+        bodies=(
+            r'''
 import math
 
 
@@ -1867,17 +2204,23 @@ def $fn($xs: list[float], $p: float) -> float:
         raise ValueError("need values and 0 < p <= 100")
     ordered = sorted($xs)
     return ordered[math.ceil($p / 100 * len(ordered)) - 1]
-''',),
-        demo='print($fn($floats, $n))',
+''',
+        ),
+        demo="print($fn($floats, $n))",
     ),
     _spec(
-        tasks=("builds a histogram of numbers into equal-width buckets",
-               "counts how many values fall into each of n bins"),
+        tasks=(
+            "builds a histogram of numbers into equal-width buckets",
+            "counts how many values fall into each of n bins",
+        ),
         fns=("histogram", "bucket_counts", "bin_values", "equal_width_bins"),
-        docs=("Counts of $xs in $bins equal-width buckets between min and max.",
-              "Simple fixed-width histogram."),
+        docs=(
+            "Counts of $xs in $bins equal-width buckets between min and max.",
+            "Simple fixed-width histogram.",
+        ),
         names={"xs": ("values", "data", "samples"), "bins": ("bins", "buckets", "n_bins")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($xs: list[float], $bins: int = $k) -> list[int]:
     """$doc"""
     lo, hi = min($xs), max($xs)
@@ -1886,16 +2229,20 @@ def $fn($xs: list[float], $bins: int = $k) -> list[int]:
     for x in $xs:
         counts[min(int((x - lo) / width), $bins - 1)] += 1
     return counts
-''',),
-        demo='print($fn($floats))',
+''',
+        ),
+        demo="print($fn($floats))",
     ),
     _spec(
-        tasks=("interleaves two lists, appending the leftovers of the longer one",
-               "alternates items from two sequences"),
+        tasks=(
+            "interleaves two lists, appending the leftovers of the longer one",
+            "alternates items from two sequences",
+        ),
         fns=("interleave", "alternate", "zip_merge", "weave"),
         docs=("Alternate items of $a and $b, then the remainder.", "Interleave two lists of any lengths."),
         names={"a": ("a", "first", "odds"), "b": ("b", "second", "evens")},
-        bodies=(r'''
+        bodies=(
+            r'''
 from itertools import chain, zip_longest
 
 _GAP = object()
@@ -1904,7 +2251,8 @@ _GAP = object()
 def $fn($a: list, $b: list) -> list:
     """$doc"""
     return [x for x in chain.from_iterable(zip_longest($a, $b, fillvalue=_GAP)) if x is not _GAP]
-''', r'''
+''',
+            r'''
 def $fn($a, $b):
     """$doc"""
     out = []
@@ -1914,17 +2262,23 @@ def $fn($a, $b):
         if i < len($b):
             out.append($b[i])
     return out
-'''),
-        demo='print($fn($ints, $short_words))',
+''',
+        ),
+        demo="print($fn($ints, $short_words))",
     ),
     _spec(
-        tasks=("finds the items that occur more than once in a list",
-               "returns the duplicated values of a sequence, each reported once"),
+        tasks=(
+            "finds the items that occur more than once in a list",
+            "returns the duplicated values of a sequence, each reported once",
+        ),
         fns=("find_duplicates", "repeated_items", "duplicates", "seen_twice"),
-        docs=("Values that appear at least twice in $xs, in first-seen order.",
-              "Report each duplicated value once."),
+        docs=(
+            "Values that appear at least twice in $xs, in first-seen order.",
+            "Report each duplicated value once.",
+        ),
         names={"xs": ("items", "values", "codes", "labels")},
-        bodies=(r'''
+        bodies=(
+            r'''
 from collections import Counter
 
 
@@ -1932,19 +2286,29 @@ def $fn($xs: list) -> list:
     """$doc"""
     counts = Counter($xs)
     return [x for x in dict.fromkeys($xs) if counts[x] > 1]
-''',),
-        demo='print($fn($ints + $ints[:2]))',
+''',
+        ),
+        demo="print($fn($ints + $ints[:2]))",
     ),
     _spec(
-        tasks=("parses 'key = value' lines from a simple config text, ignoring comments",
-               "reads an INI-like list of settings into a dict"),
+        tasks=(
+            "parses 'key = value' lines from a simple config text, ignoring comments",
+            "reads an INI-like list of settings into a dict",
+        ),
         fns=("parse_settings", "read_key_values", "load_simple_config", "parse_pairs"),
-        docs=("Dict of settings from $text; '#' starts a comment.",
-              "Parse key=value lines, stripping whitespace."),
-        names={"text": ("text", "raw", "source", "contents"),
-               "out": ("settings", "options", "parsed", "conf"), "no": ("number", "lineno", "row_no"),
-               "ln": ("line", "entry", "stripped"), "kv": ("key", "name", "option")},
-        bodies=(r'''
+        docs=(
+            "Dict of settings from $text; '#' starts a comment.",
+            "Parse key=value lines, stripping whitespace.",
+        ),
+        names={
+            "text": ("text", "raw", "source", "contents"),
+            "out": ("settings", "options", "parsed", "conf"),
+            "no": ("number", "lineno", "row_no"),
+            "ln": ("line", "entry", "stripped"),
+            "kv": ("key", "name", "option"),
+        },
+        bodies=(
+            r'''
 def $fn($text: str) -> dict[str, str]:
     """$doc"""
     $out = {}
@@ -1957,16 +2321,20 @@ def $fn($text: str) -> dict[str, str]:
         $kv, value = (part.strip() for part in $ln.split("=", 1))
         $out[$kv] = value
     return $out
-''',),
+''',
+        ),
         demo='print($fn("$word = $n\\n# note\\n$word2 = on"))',
     ),
     _spec(
-        tasks=("returns the longest common prefix of a list of strings",
-               "finds the shared beginning of several words"),
+        tasks=(
+            "returns the longest common prefix of a list of strings",
+            "finds the shared beginning of several words",
+        ),
         fns=("common_prefix", "longest_prefix", "shared_start", "prefix_of_all"),
         docs=("Longest prefix shared by every string in $xs.", "Common prefix; empty input gives ''."),
         names={"xs": ("words", "strings", "paths", "names")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($xs: list[str]) -> str:
     """$doc"""
     if not $xs:
@@ -1976,23 +2344,28 @@ def $fn($xs: list[str]) -> str:
     while i < len(first) and first[i] == last[i]:
         i += 1
     return first[:i]
-''', r'''
+''',
+            r'''
 import os
 
 
 def $fn($xs):
     """$doc"""
     return os.path.commonprefix(list($xs))
-'''),
+''',
+        ),
         demo='print($fn(["$word", "$word$word2"]))',
     ),
     _spec(
-        tasks=("wraps a paragraph to a maximum line width without the textwrap module",
-               "breaks text into lines no longer than a given width"),
+        tasks=(
+            "wraps a paragraph to a maximum line width without the textwrap module",
+            "breaks text into lines no longer than a given width",
+        ),
         fns=("wrap_text", "hard_wrap", "fold_lines", "wrap_paragraph"),
         docs=("Lines of $text no wider than $width, breaking at spaces.", "Greedy word wrapping."),
         names={"text": ("text", "paragraph", "prose"), "width": ("width", "columns", "max_width")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($text: str, $width: int = $n) -> list[str]:
     """$doc"""
     lines, current = [], ""
@@ -2005,16 +2378,20 @@ def $fn($text: str, $width: int = $n) -> list[str]:
     if current:
         lines.append(current)
     return lines
-''',),
+''',
+        ),
         demo='print($fn("$phrase $phrase", 20))',
     ),
     _spec(
-        tasks=("merges overlapping intervals",
-               "combines a list of (start, end) ranges that overlap or touch"),
+        tasks=(
+            "merges overlapping intervals",
+            "combines a list of (start, end) ranges that overlap or touch",
+        ),
         fns=("merge_intervals", "coalesce_ranges", "join_spans", "union_of_ranges"),
         docs=("Merge overlapping (start, end) pairs in $spans.", "Sort by start, then sweep."),
         names={"spans": ("intervals", "spans", "ranges", "windows")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """$doc"""
     merged: list[tuple[int, int]] = []
@@ -2024,21 +2401,27 @@ def $fn($spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
-''',),
-        demo='print($fn([(1, $k), ($k, $n), ($big_small, $big_small2)]))',
+''',
+        ),
+        demo="print($fn([(1, $k), ($k, $n), ($big_small, $big_small2)]))",
     ),
 )
 
 _CLASS_SPECS: tuple[_CodeSpec, ...] = (
     _spec(
         kind="class",
-        tasks=("implements a last-in-first-out stack with push, pop, peek and a length",
-               "wraps a list as a stack that raises a clear error when popped empty"),
+        tasks=(
+            "implements a last-in-first-out stack with push, pop, peek and a length",
+            "wraps a list as a stack that raises a clear error when popped empty",
+        ),
         fns=("Stack", "LifoStack", "UndoStack", "PlateStack"),
         docs=("A LIFO stack of $plural_text.", "Minimal stack; pop and peek raise IndexError when empty."),
-        names={"items": ("_items", "_stack", "_data", "_entries"),
-               "x": ("item", "value", "entry", "element")},
-        bodies=(r'''
+        names={
+            "items": ("_items", "_stack", "_data", "_entries"),
+            "x": ("item", "value", "entry", "element"),
+        },
+        bodies=(
+            r'''
 class $fn:
     """$doc"""
 
@@ -2060,18 +2443,24 @@ class $fn:
 
     def __len__(self) -> int:
         return len(self.$items)
-''',),
-        demo='s = $fn()\n    s.push($n)\n    print(s.pop(), len(s))',
+''',
+        ),
+        demo="s = $fn()\n    s.push($n)\n    print(s.pop(), len(s))",
     ),
     _spec(
         kind="class",
-        tasks=("keeps only the most recent N items, dropping the oldest when full",
-               "implements a bounded FIFO buffer of recent $plural_text"),
+        tasks=(
+            "keeps only the most recent N items, dropping the oldest when full",
+            "implements a bounded FIFO buffer of recent $plural_text",
+        ),
         fns=("RecentBuffer", "BoundedQueue", "RingLog", "LastN"),
-        docs=("Remember the latest $plural_text, at most capacity of them.",
-              "FIFO buffer backed by a deque with maxlen."),
+        docs=(
+            "Remember the latest $plural_text, at most capacity of them.",
+            "FIFO buffer backed by a deque with maxlen.",
+        ),
         names={"buf": ("_buffer", "_queue", "_recent", "_window"), "cap": ("capacity", "size", "limit")},
-        bodies=(r'''
+        bodies=(
+            r'''
 from collections import deque
 
 
@@ -2089,19 +2478,29 @@ class $fn:
 
     def snapshot(self) -> list:
         return list(self.$buf)
-''',),
-        demo='buf = $fn(2)\n    for value in $ints:\n        buf.add(value)\n    print(buf.snapshot())',
+''',
+        ),
+        demo="buf = $fn(2)\n    for value in $ints:\n        buf.add(value)\n    print(buf.snapshot())",
     ),
     _spec(
         kind="class",
-        tasks=("implements a least-recently-used cache with a fixed capacity",
-               "caches $plural_text by key and evicts the least recently used entry when full"),
+        tasks=(
+            "implements a least-recently-used cache with a fixed capacity",
+            "caches $plural_text by key and evicts the least recently used entry when full",
+        ),
         fns=("LRUCache", "RecentCache", "LruStore", "BoundedCache"),
-        docs=("LRU cache for $plural_text keyed by $key_text.",
-              "get() refreshes an entry; put() evicts the stalest one."),
-        names={"data": ("_data", "_entries", "_store", "_table"), "cap": ("capacity", "max_items", "limit"),
-               "kk": ("key", "name", "ident"), "vv": ("value", "item", "payload")},
-        bodies=(r'''
+        docs=(
+            "LRU cache for $plural_text keyed by $key_text.",
+            "get() refreshes an entry; put() evicts the stalest one.",
+        ),
+        names={
+            "data": ("_data", "_entries", "_store", "_table"),
+            "cap": ("capacity", "max_items", "limit"),
+            "kk": ("key", "name", "ident"),
+            "vv": ("value", "item", "payload"),
+        },
+        bodies=(
+            r'''
 from collections import OrderedDict
 
 
@@ -2125,17 +2524,21 @@ class $fn:
         self.$data.move_to_end($kk)
         if len(self.$data) > self.$cap:
             self.$data.popitem(last=False)
-''',),
+''',
+        ),
         demo='cache = $fn(2)\n    cache.put("$word", $n)\n    print(cache.get("$word"))',
     ),
     _spec(
         kind="class",
-        tasks=("represents a 2D vector with addition, scaling and length",
-               "models a small immutable two-dimensional vector type"),
+        tasks=(
+            "represents a 2D vector with addition, scaling and length",
+            "models a small immutable two-dimensional vector type",
+        ),
         fns=("Vector2", "Vec2D", "Point2D", "Displacement"),
         docs=("Immutable 2D vector.", "A pair of floats supporting +, scalar * and abs()."),
         names={"x": ("x", "dx", "east"), "y": ("y", "dy", "north")},
-        bodies=(r'''
+        bodies=(
+            r'''
 import math
 from dataclasses import dataclass
 
@@ -2155,20 +2558,29 @@ class $fn:
 
     def __abs__(self) -> float:
         return math.hypot(self.$x, self.$y)
-''',),
-        demo='print(abs($fn($k, $n) + $fn(1, 1)))',
+''',
+        ),
+        demo="print(abs($fn($k, $n) + $fn(1, 1)))",
     ),
     _spec(
         kind="class",
-        tasks=("stores a temperature in Celsius and exposes Fahrenheit and Kelvin as properties",
-               "wraps a temperature with validated unit-converting properties"),
+        tasks=(
+            "stores a temperature in Celsius and exposes Fahrenheit and Kelvin as properties",
+            "wraps a temperature with validated unit-converting properties",
+        ),
         fns=("Temperature", "Reading", "ThermoValue", "Temp"),
-        docs=("A temperature that cannot go below absolute zero.",
-              "Celsius storage with derived F and K views."),
-        names={"c": ("_celsius", "_c", "_degrees"), "v": ("value", "degrees", "new_value"),
-               "f": ("fahrenheit", "as_fahrenheit", "in_fahrenheit"),
-               "kv": ("kelvin", "as_kelvin", "in_kelvin")},
-        bodies=(r'''
+        docs=(
+            "A temperature that cannot go below absolute zero.",
+            "Celsius storage with derived F and K views.",
+        ),
+        names={
+            "c": ("_celsius", "_c", "_degrees"),
+            "v": ("value", "degrees", "new_value"),
+            "f": ("fahrenheit", "as_fahrenheit", "in_fahrenheit"),
+            "kv": ("kelvin", "as_kelvin", "in_kelvin"),
+        },
+        bodies=(
+            r'''
 class $fn:
     """$doc"""
 
@@ -2192,19 +2604,29 @@ class $fn:
     @property
     def $kv(self) -> float:
         return self.$c + 273.15
-''',),
-        demo='print($fn($small_float).$f)',
+''',
+        ),
+        demo="print($fn($small_float).$f)",
     ),
     _spec(
         kind="class",
-        tasks=("implements a token-bucket rate limiter",
-               "limits how many $plural_text can be processed per second with a token bucket"),
+        tasks=(
+            "implements a token-bucket rate limiter",
+            "limits how many $plural_text can be processed per second with a token bucket",
+        ),
         fns=("TokenBucket", "RateLimiter", "Throttle", "BucketLimiter"),
-        docs=("Allow bursts up to capacity, refilled at rate tokens per second.",
-              "Token bucket; allow() is non-blocking."),
-        names={"rate": ("rate", "per_second", "refill_rate"), "cap": ("capacity", "burst", "max_tokens"),
-               "tok": ("tokens", "available", "budget"), "upd": ("updated", "last_refill", "stamp")},
-        bodies=(r'''
+        docs=(
+            "Allow bursts up to capacity, refilled at rate tokens per second.",
+            "Token bucket; allow() is non-blocking.",
+        ),
+        names={
+            "rate": ("rate", "per_second", "refill_rate"),
+            "cap": ("capacity", "burst", "max_tokens"),
+            "tok": ("tokens", "available", "budget"),
+            "upd": ("updated", "last_refill", "stamp"),
+        },
+        bodies=(
+            r'''
 import time
 
 
@@ -2224,18 +2646,25 @@ class $fn:
             self.$tok -= cost
             return True
         return False
-''',),
-        demo='limiter = $fn($k, $n)\n    print(sum(limiter.allow() for _ in range($big_small)))',
+''',
+        ),
+        demo="limiter = $fn($k, $n)\n    print(sum(limiter.allow() for _ in range($big_small)))",
     ),
     _spec(
         kind="class",
-        tasks=("implements a tiny publish/subscribe event bus",
-               "lets handlers subscribe to named events about $plural_text and be called on publish"),
+        tasks=(
+            "implements a tiny publish/subscribe event bus",
+            "lets handlers subscribe to named events about $plural_text and be called on publish",
+        ),
         fns=("EventBus", "Dispatcher", "PubSub", "Signals"),
         docs=("Synchronous in-process publish/subscribe.", "Handlers run in subscription order."),
-        names={"subs": ("_handlers", "_subscribers", "_listeners"), "ev": ("event", "topic", "channel"),
-               "h": ("handler", "callback", "listener")},
-        bodies=(r'''
+        names={
+            "subs": ("_handlers", "_subscribers", "_listeners"),
+            "ev": ("event", "topic", "channel"),
+            "h": ("handler", "callback", "listener"),
+        },
+        bodies=(
+            r'''
 from collections import defaultdict
 from typing import Callable
 
@@ -2253,19 +2682,25 @@ class $fn:
         for $h in self.$subs.get($ev, []):
             $h(*args)
         return len(self.$subs.get($ev, []))
-''',),
+''',
+        ),
         demo='bus = $fn()\n    bus.subscribe("$single_text.created", print)\n    '
-             'bus.publish("$single_text.created", $n)',
+        'bus.publish("$single_text.created", $n)',
     ),
     _spec(
         kind="class",
-        tasks=("tracks stock levels of $plural_text with add, remove and a low-stock report",
-               "implements an inventory of $plural_text that refuses to go negative"),
+        tasks=(
+            "tracks stock levels of $plural_text with add, remove and a low-stock report",
+            "implements an inventory of $plural_text that refuses to go negative",
+        ),
         fns=("${cls}Inventory", "${cls}Stock", "${cls}Store", "${cls}Ledger"),
-        docs=("Quantities of $plural_text keyed by $key_text.",
-              "Stock levels for $plural_text; removal beyond stock fails."),
+        docs=(
+            "Quantities of $plural_text keyed by $key_text.",
+            "Stock levels for $plural_text; removal beyond stock fails.",
+        ),
         names={"levels": ("_levels", "_stock", "_counts", "_on_hand")},
-        bodies=(r'''
+        bodies=(
+            r'''
 class $fn:
     """$doc"""
 
@@ -2283,19 +2718,28 @@ class $fn:
 
     def low(self, threshold: int = $k) -> list[str]:
         return sorted(k for k, v in self.$levels.items() if v < threshold)
-''',),
+''',
+        ),
         demo='inv = $fn()\n    inv.add("$tag", $n)\n    print(inv.low())',
     ),
     _spec(
         kind="class",
-        tasks=("models an account balance with deposits, withdrawals and a transaction history",
-               "keeps a running balance and rejects overdrafts"),
+        tasks=(
+            "models an account balance with deposits, withdrawals and a transaction history",
+            "keeps a running balance and rejects overdrafts",
+        ),
         fns=("Account", "Wallet", "Balance", "PettyCash"),
-        docs=("Balance with an append-only history of (kind, amount).",
-              "Deposits and withdrawals; no overdraft."),
-        names={"hist": ("history", "journal", "log"), "bal": ("balance", "funds", "total"),
-               "amt": ("amount", "value", "money")},
-        bodies=(r'''
+        docs=(
+            "Balance with an append-only history of (kind, amount).",
+            "Deposits and withdrawals; no overdraft.",
+        ),
+        names={
+            "hist": ("history", "journal", "log"),
+            "bal": ("balance", "funds", "total"),
+            "amt": ("amount", "value", "money"),
+        },
+        bodies=(
+            r'''
 class $fn:
     """$doc"""
 
@@ -2314,19 +2758,29 @@ class $fn:
             raise ValueError("insufficient funds")
         self.$bal -= $amt
         self.$hist.append(("withdraw", $amt))
-''',),
-        demo='acct = $fn($amount)\n    acct.withdraw($k)\n    print(acct.$bal)',
+''',
+        ),
+        demo="acct = $fn($amount)\n    acct.withdraw($k)\n    print(acct.$bal)",
     ),
     _spec(
         kind="class",
-        tasks=("implements a prefix tree (trie) with insert and prefix search",
-               "stores words in a trie and lists all words starting with a prefix"),
+        tasks=(
+            "implements a prefix tree (trie) with insert and prefix search",
+            "stores words in a trie and lists all words starting with a prefix",
+        ),
         fns=("Trie", "PrefixTree", "WordTrie", "Autocomplete"),
-        docs=("Prefix tree over lowercase words.",
-              "insert() adds a word; starting_with() lists completions."),
-        names={"root": ("root", "_root", "head"), "node": ("node", "cursor", "here"),
-               "w": ("word", "term", "text"), "pre": ("prefix", "start", "stem")},
-        bodies=(r'''
+        docs=(
+            "Prefix tree over lowercase words.",
+            "insert() adds a word; starting_with() lists completions.",
+        ),
+        names={
+            "root": ("root", "_root", "head"),
+            "node": ("node", "cursor", "here"),
+            "w": ("word", "term", "text"),
+            "pre": ("prefix", "start", "stem"),
+        },
+        bodies=(
+            r'''
 class $fn:
     """$doc"""
 
@@ -2356,7 +2810,8 @@ class $fn:
                 else:
                     stack.append((child, sofar + ch))
         return sorted(found)
-''',),
+''',
+        ),
         demo='t = $fn()\n    t.insert("$word")\n    print(t.starting_with("$word"[:2]))',
     ),
 )
@@ -2369,8 +2824,12 @@ _ENTITIES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("books", "book", ("pages", "price", "rating"), ("author", "genre", "publisher")),
     ("flights", "flight", ("delay_minutes", "distance_km", "seats"), ("airline", "origin", "gate")),
     ("invoices", "invoice", ("total", "tax", "balance"), ("vendor", "currency", "quarter")),
-    ("employees", "employee", ("salary", "tenure_years", "overtime_hours"),
-     ("department", "title", "office")),
+    (
+        "employees",
+        "employee",
+        ("salary", "tenure_years", "overtime_hours"),
+        ("department", "title", "office"),
+    ),
     ("tickets", "ticket", ("priority", "age_hours", "reopen_count"), ("assignee", "queue", "severity")),
     ("songs", "song", ("duration_seconds", "plays", "bpm"), ("artist", "album", "mood")),
     ("plants", "plant", ("height_cm", "water_ml", "yield_kg"), ("species", "bed", "soil")),
@@ -2382,8 +2841,12 @@ _ENTITIES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("listings", "listing", ("rent", "bedrooms", "floor_area"), ("neighbourhood", "landlord", "kind")),
     ("loans", "loan", ("principal", "rate", "term_months"), ("branch", "product", "officer")),
     ("workouts", "workout", ("distance_km", "pace", "heart_rate"), ("runner", "course", "weather")),
-    ("experiments", "experiment", ("yield_pct", "temperature", "duration_h"),
-     ("lab", "catalyst", "operator")),
+    (
+        "experiments",
+        "experiment",
+        ("yield_pct", "temperature", "duration_h"),
+        ("lab", "catalyst", "operator"),
+    ),
     ("servers", "server", ("cpu_load", "memory_gb", "uptime_days"), ("cluster", "region", "role")),
     ("deliveries", "delivery", ("minutes_late", "items", "tip"), ("courier", "district", "restaurant")),
     ("games", "game", ("score", "moves", "duration"), ("player", "opening", "result")),
@@ -2404,20 +2867,29 @@ blue green red oslo lima kyoto porto quito accra hanoi riga bergen tallinn dakar
 _ENTITY_SPECS: tuple[_CodeSpec, ...] = (
     _spec(
         kind="entity",
-        tasks=("takes a list of $plural_text as dictionaries and returns those whose $field_text is above a "
-               "threshold",
-               "filters $plural_text records, keeping only the ones with $field_text greater than a given "
-               "value"),
-        fns=("${plural}_above", "filter_${plural}_by_${field}", "${plural}_with_high_${field}",
-             "select_${plural}_over"),
-        docs=("Return the $plural_text whose $field_text exceeds threshold.",
-              "Keep only $plural_text with $field_text above threshold; order is kept."),
+        tasks=(
+            "takes a list of $plural_text as dictionaries and returns those whose $field_text is above a "
+            "threshold",
+            "filters $plural_text records, keeping only the ones with $field_text greater than a given value",
+        ),
+        fns=(
+            "${plural}_above",
+            "filter_${plural}_by_${field}",
+            "${plural}_with_high_${field}",
+            "select_${plural}_over",
+        ),
+        docs=(
+            "Return the $plural_text whose $field_text exceeds threshold.",
+            "Keep only $plural_text with $field_text above threshold; order is kept.",
+        ),
         names={"acc": ("selected", "kept", "result", "picked")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($plural: list[dict], threshold: float) -> list[dict]:
     """$doc"""
     return [$single for $single in $plural if $single["$field"] > threshold]
-''', r'''
+''',
+            r'''
 def $fn($plural, threshold):
     """$doc"""
     $acc = []
@@ -2425,44 +2897,56 @@ def $fn($plural, threshold):
         if $single.get("$field", 0) > threshold:
             $acc.append($single)
     return $acc
-'''),
-        demo='print($fn($rows, $n))',
+''',
+        ),
+        demo="print($fn($rows, $n))",
     ),
     _spec(
         kind="entity",
-        tasks=("adds up the $field_text of a list of $plural_text",
-               "returns the total $field_text across all $plural_text"),
+        tasks=(
+            "adds up the $field_text of a list of $plural_text",
+            "returns the total $field_text across all $plural_text",
+        ),
         fns=("total_${field}", "sum_${field}", "${plural}_${field}_total", "overall_${field}"),
         docs=("Sum of $field_text over $plural_text.", "Total $field_text; missing values count as zero."),
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($plural: list[dict]) -> float:
     """$doc"""
     return sum($single["$field"] for $single in $plural)
-''', r'''
+''',
+            r'''
 import math
 
 
 def $fn($plural):
     """$doc"""
     return math.fsum(float($single.get("$field", 0)) for $single in $plural)
-'''),
-        demo='print($fn($rows))',
+''',
+        ),
+        demo="print($fn($rows))",
     ),
     _spec(
         kind="entity",
-        tasks=("computes the average $field_text of a list of $plural_text, returning None for an empty list",
-               "returns the mean $field_text per $single_text"),
+        tasks=(
+            "computes the average $field_text of a list of $plural_text, returning None for an empty list",
+            "returns the mean $field_text per $single_text",
+        ),
         fns=("average_${field}", "mean_${field}", "${single}_${field}_mean", "avg_${field}_of_${plural}"),
-        docs=("Mean $field_text of $plural_text, or None when there are none.",
-              "Average $field_text across $plural_text."),
+        docs=(
+            "Mean $field_text of $plural_text, or None when there are none.",
+            "Average $field_text across $plural_text.",
+        ),
         names={"vals": ("values", "amounts", "figures", "numbers")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($plural: list[dict]) -> float | None:
     """$doc"""
     if not $plural:
         return None
     return sum($single["$field"] for $single in $plural) / len($plural)
-''', r'''
+''',
+            r'''
 import statistics
 
 
@@ -2470,19 +2954,29 @@ def $fn($plural):
     """$doc"""
     $vals = [$single["$field"] for $single in $plural if "$field" in $single]
     return statistics.fmean($vals) if $vals else None
-'''),
-        demo='print($fn($rows))',
+''',
+        ),
+        demo="print($fn($rows))",
     ),
     _spec(
         kind="entity",
-        tasks=("groups a list of $plural_text by their $key_text",
-               "returns a dictionary from each $key_text to the list of its $plural_text"),
-        fns=("group_${plural}_by_${key}", "${plural}_by_${key}", "bucket_by_${key}",
-             "index_${plural}_per_${key}"),
-        docs=("Map each $key_text to its $plural_text, keeping input order.",
-              "Group $plural_text on $key_text."),
+        tasks=(
+            "groups a list of $plural_text by their $key_text",
+            "returns a dictionary from each $key_text to the list of its $plural_text",
+        ),
+        fns=(
+            "group_${plural}_by_${key}",
+            "${plural}_by_${key}",
+            "bucket_by_${key}",
+            "index_${plural}_per_${key}",
+        ),
+        docs=(
+            "Map each $key_text to its $plural_text, keeping input order.",
+            "Group $plural_text on $key_text.",
+        ),
         names={"groups": ("groups", "buckets", "by_key", "grouped")},
-        bodies=(r'''
+        bodies=(
+            r'''
 from collections import defaultdict
 
 
@@ -2492,51 +2986,62 @@ def $fn($plural):
     for $single in $plural:
         $groups[$single["$key"]].append($single)
     return dict($groups)
-''', r'''
+''',
+            r'''
 def $fn($plural: list[dict]) -> dict[str, list[dict]]:
     """$doc"""
     $groups: dict[str, list[dict]] = {}
     for $single in $plural:
         $groups.setdefault($single["$key"], []).append($single)
     return $groups
-'''),
-        demo='print($fn($rows))',
+''',
+        ),
+        demo="print($fn($rows))",
     ),
     _spec(
         kind="entity",
         tasks=("counts how many $plural_text there are per $key_text", "tallies $plural_text by $key_text"),
         fns=("count_${plural}_by_${key}", "${key}_counts", "tally_${key}", "${plural}_per_${key}"),
         docs=("Number of $plural_text for every $key_text.", "Count $plural_text grouped by $key_text."),
-        bodies=(r'''
+        bodies=(
+            r'''
 from collections import Counter
 
 
 def $fn($plural: list[dict]) -> Counter:
     """$doc"""
     return Counter($single["$key"] for $single in $plural)
-''', r'''
+''',
+            r'''
 def $fn($plural):
     """$doc"""
     counts = {}
     for $single in $plural:
         counts[$single["$key"]] = counts.get($single["$key"], 0) + 1
     return counts
-'''),
-        demo='print($fn($rows))',
+''',
+        ),
+        demo="print($fn($rows))",
     ),
     _spec(
         kind="entity",
-        tasks=("returns the n $plural_text with the highest $field_text",
-               "picks the top $plural_text ranked by $field_text"),
+        tasks=(
+            "returns the n $plural_text with the highest $field_text",
+            "picks the top $plural_text ranked by $field_text",
+        ),
         fns=("top_${plural}_by_${field}", "highest_${field}", "best_${plural}", "leading_${plural}"),
-        docs=("The $limit $plural_text with the largest $field_text.",
-              "Top-$limit $plural_text by $field_text, largest first."),
+        docs=(
+            "The $limit $plural_text with the largest $field_text.",
+            "Top-$limit $plural_text by $field_text, largest first.",
+        ),
         names={"limit": ("n", "limit", "count", "top")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($plural: list[dict], $limit: int = $k) -> list[dict]:
     """$doc"""
     return sorted($plural, key=lambda $single: $single["$field"], reverse=True)[:$limit]
-''', r'''
+''',
+            r'''
 import heapq
 from operator import itemgetter
 
@@ -2544,21 +3049,28 @@ from operator import itemgetter
 def $fn($plural, $limit=$k):
     """$doc"""
     return heapq.nlargest($limit, $plural, key=itemgetter("$field"))
-'''),
-        demo='print($fn($rows, 2))',
+''',
+        ),
+        demo="print($fn($rows, 2))",
     ),
     _spec(
         kind="entity",
-        tasks=("indexes $plural_text by their $key_text and rejects duplicate keys",
-               "builds a lookup dictionary of $plural_text keyed on $key_text"),
+        tasks=(
+            "indexes $plural_text by their $key_text and rejects duplicate keys",
+            "builds a lookup dictionary of $plural_text keyed on $key_text",
+        ),
         fns=("index_by_${key}", "${plural}_lookup", "${single}_by_${key}", "map_${plural}"),
-        docs=("Dictionary from $key_text to $single_text.",
-              "Lookup of $plural_text; a repeated $key_text is an error."),
-        bodies=(r'''
+        docs=(
+            "Dictionary from $key_text to $single_text.",
+            "Lookup of $plural_text; a repeated $key_text is an error.",
+        ),
+        bodies=(
+            r'''
 def $fn($plural):
     """$doc"""
     return {$single["$key"]: $single for $single in $plural}
-''', r'''
+''',
+            r'''
 def $fn($plural: list[dict]) -> dict[str, dict]:
     """$doc"""
     index: dict[str, dict] = {}
@@ -2568,18 +3080,24 @@ def $fn($plural: list[dict]) -> dict[str, dict]:
             raise ValueError(f"duplicate $key_text {key!r} at position {position}")
         index[key] = $single
     return index
-'''),
-        demo='print($fn($rows))',
+''',
+        ),
+        demo="print($fn($rows))",
     ),
     _spec(
         kind="entity",
-        tasks=("rescales the $field_text of $plural_text to the range 0..1",
-               "adds a min-max normalised copy of $field_text to each $single_text"),
+        tasks=(
+            "rescales the $field_text of $plural_text to the range 0..1",
+            "adds a min-max normalised copy of $field_text to each $single_text",
+        ),
         fns=("normalize_${field}", "scale_${field}", "${field}_to_unit_range", "minmax_${plural}"),
-        docs=("Copies of $plural_text with ${field}_scaled in [0, 1].",
-              "Min-max scale $field_text; constant input maps to 0."),
+        docs=(
+            "Copies of $plural_text with ${field}_scaled in [0, 1].",
+            "Min-max scale $field_text; constant input maps to 0.",
+        ),
         names={"lo": ("lo", "smallest", "floor_value"), "hi": ("hi", "largest", "peak")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($plural: list[dict]) -> list[dict]:
     """$doc"""
     if not $plural:
@@ -2588,19 +3106,29 @@ def $fn($plural: list[dict]) -> list[dict]:
     $hi = max($single["$field"] for $single in $plural)
     span = ($hi - $lo) or 1
     return [{**$single, "${field}_scaled": ($single["$field"] - $lo) / span} for $single in $plural]
-''',),
-        demo='print($fn($rows))',
+''',
+        ),
+        demo="print($fn($rows))",
     ),
     _spec(
         kind="entity",
-        tasks=("sums the $field_text of $plural_text for each $key_text",
-               "returns total $field_text per $key_text, largest first"),
-        fns=("${field}_per_${key}", "total_${field}_by_${key}", "${key}_${field}_totals",
-             "sum_${field}_grouped"),
-        docs=("Total $field_text for every $key_text, sorted descending.",
-              "Per-$key_text sums of $field_text."),
+        tasks=(
+            "sums the $field_text of $plural_text for each $key_text",
+            "returns total $field_text per $key_text, largest first",
+        ),
+        fns=(
+            "${field}_per_${key}",
+            "total_${field}_by_${key}",
+            "${key}_${field}_totals",
+            "sum_${field}_grouped",
+        ),
+        docs=(
+            "Total $field_text for every $key_text, sorted descending.",
+            "Per-$key_text sums of $field_text.",
+        ),
         names={"totals": ("totals", "sums", "subtotals", "by_group")},
-        bodies=(r'''
+        bodies=(
+            r'''
 from collections import defaultdict
 
 
@@ -2610,19 +3138,25 @@ def $fn($plural):
     for $single in $plural:
         $totals[$single["$key"]] += $single["$field"]
     return dict(sorted($totals.items(), key=lambda kv: kv[1], reverse=True))
-''',),
-        demo='print($fn($rows))',
+''',
+        ),
+        demo="print($fn($rows))",
     ),
     _spec(
         kind="entity",
-        tasks=("checks a list of $plural_text for missing $field_text or $key_text fields and reports the "
-               "problems",
-               "validates $single_text dictionaries and returns a list of readable errors"),
+        tasks=(
+            "checks a list of $plural_text for missing $field_text or $key_text fields and reports the "
+            "problems",
+            "validates $single_text dictionaries and returns a list of readable errors",
+        ),
         fns=("validate_${plural}", "check_${plural}", "${single}_problems", "find_bad_${plural}"),
-        docs=("Human-readable problems, one per missing or invalid field.",
-              "Validate $plural_text; an empty list means all good."),
+        docs=(
+            "Human-readable problems, one per missing or invalid field.",
+            "Validate $plural_text; an empty list means all good.",
+        ),
         names={"errs": ("errors", "problems", "issues", "complaints")},
-        bodies=(r'''
+        bodies=(
+            r'''
 REQUIRED = ("$field", "$key")
 
 
@@ -2637,17 +3171,23 @@ def $fn($plural: list[dict]) -> list[str]:
         if value is not None and not isinstance(value, (int, float)):
             $errs.append(f"$single_text {i}: $field must be a number, got {value!r}")
     return $errs
-''',),
+''',
+        ),
         demo='print($fn($rows + [{"$key": ""}]))',
     ),
     _spec(
         kind="entity",
-        tasks=("defines a dataclass for a $single_text with a from_dict constructor and a helper method",
-               "models a $single_text as a typed dataclass that can be built from a raw dictionary"),
+        tasks=(
+            "defines a dataclass for a $single_text with a from_dict constructor and a helper method",
+            "models a $single_text as a typed dataclass that can be built from a raw dictionary",
+        ),
         fns=("$cls", "${cls}Record", "${cls}Row", "Parsed${cls}"),
-        docs=("One $single_text with its $key_text and $field_text.",
-              "Typed view of a raw $single_text dictionary."),
-        bodies=(r'''
+        docs=(
+            "One $single_text with its $key_text and $field_text.",
+            "Typed view of a raw $single_text dictionary.",
+        ),
+        bodies=(
+            r'''
 from dataclasses import dataclass
 
 
@@ -2664,18 +3204,24 @@ class $fn:
 
     def exceeds(self, limit: float) -> bool:
         return self.$field > limit
-''',),
-        demo='print($fn.from_dict($row).exceeds($n))',
+''',
+        ),
+        demo="print($fn.from_dict($row).exceeds($n))",
     ),
     _spec(
         kind="entity",
-        tasks=("formats $plural_text as aligned text report lines showing $key_text and $field_text",
-               "prints a small fixed-width table of $plural_text"),
+        tasks=(
+            "formats $plural_text as aligned text report lines showing $key_text and $field_text",
+            "prints a small fixed-width table of $plural_text",
+        ),
         fns=("format_${plural}_report", "${plural}_table", "render_${plural}", "report_lines"),
-        docs=("One aligned line per $single_text plus a total line.",
-              "Fixed-width $key_text / $field_text table."),
+        docs=(
+            "One aligned line per $single_text plus a total line.",
+            "Fixed-width $key_text / $field_text table.",
+        ),
         names={"width": ("width", "pad", "column")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($plural: list[dict], $width: int = $n) -> list[str]:
     """$doc"""
     lines = [f"{'$key':<{$width}} {'$field':>10}"]
@@ -2683,18 +3229,24 @@ def $fn($plural: list[dict], $width: int = $n) -> list[str]:
         lines.append(f"{str($single['$key']):<{$width}} {$single['$field']:>10.2f}")
     lines.append(f"{'total':<{$width}} {sum(r['$field'] for r in $plural):>10.2f}")
     return lines
-''',),
+''',
+        ),
         demo='print("\\n".join($fn($rows)))',
     ),
     _spec(
         kind="entity",
-        tasks=("parses lines like '$field=12;$key=north' into $single_text dictionaries, skipping comments",
-               "reads semicolon-separated key=value lines describing $plural_text"),
+        tasks=(
+            "parses lines like '$field=12;$key=north' into $single_text dictionaries, skipping comments",
+            "reads semicolon-separated key=value lines describing $plural_text",
+        ),
         fns=("parse_${plural}", "read_${single}_lines", "load_${plural}", "${plural}_from_text"),
-        docs=("Parse key=value;key=value lines into dicts; '#' lines are skipped.",
-              "Turn text lines into $single_text dicts with numeric $field_text."),
+        docs=(
+            "Parse key=value;key=value lines into dicts; '#' lines are skipped.",
+            "Turn text lines into $single_text dicts with numeric $field_text.",
+        ),
         names={"recs": ("records", "parsed", "rows_out", "found")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn(lines: list[str]) -> list[dict]:
     """$doc"""
     $recs = []
@@ -2707,19 +3259,29 @@ def $fn(lines: list[str]) -> list[dict]:
         raw["$field"] = float(raw["$field"])
         $recs.append(raw)
     return $recs
-''',),
+''',
+        ),
         demo='print($fn(["$field=$n;$key=$tag"]))',
     ),
     _spec(
         kind="entity",
-        tasks=("removes $plural_text with a repeated $key_text, keeping the first one",
-               "de-duplicates $plural_text on $key_text"),
-        fns=("dedupe_${plural}", "unique_${plural}_by_${key}", "first_${single}_per_${key}",
-             "drop_duplicate_${plural}"),
-        docs=("First $single_text for each $key_text, input order kept.",
-              "Drop later $plural_text sharing a $key_text."),
+        tasks=(
+            "removes $plural_text with a repeated $key_text, keeping the first one",
+            "de-duplicates $plural_text on $key_text",
+        ),
+        fns=(
+            "dedupe_${plural}",
+            "unique_${plural}_by_${key}",
+            "first_${single}_per_${key}",
+            "drop_duplicate_${plural}",
+        ),
+        docs=(
+            "First $single_text for each $key_text, input order kept.",
+            "Drop later $plural_text sharing a $key_text.",
+        ),
         names={"seen": ("seen", "used_keys", "met")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($plural: list[dict]) -> list[dict]:
     """$doc"""
     $seen = set()
@@ -2729,51 +3291,67 @@ def $fn($plural: list[dict]) -> list[dict]:
             $seen.add($single["$key"])
             out.append($single)
     return out
-''',),
-        demo='print($fn($rows + $rows))',
+''',
+        ),
+        demo="print($fn($rows + $rows))",
     ),
     _spec(
         kind="entity",
-        tasks=("splits $plural_text into two lists depending on whether $field_text reaches a cutoff",
-               "partitions $plural_text by a $field_text threshold"),
+        tasks=(
+            "splits $plural_text into two lists depending on whether $field_text reaches a cutoff",
+            "partitions $plural_text by a $field_text threshold",
+        ),
         fns=("partition_${plural}", "split_by_${field}", "${plural}_above_and_below", "divide_${plural}"),
-        docs=("(at_or_above, below) lists of $plural_text for the cutoff.",
-              "Partition on $field_text >= cutoff."),
+        docs=(
+            "(at_or_above, below) lists of $plural_text for the cutoff.",
+            "Partition on $field_text >= cutoff.",
+        ),
         names={"yes": ("high", "passing", "at_or_above"), "no": ("low", "failing", "below")},
-        bodies=(r'''
+        bodies=(
+            r'''
 def $fn($plural: list[dict], cutoff: float) -> tuple[list[dict], list[dict]]:
     """$doc"""
     $yes, $no = [], []
     for $single in $plural:
         ($yes if $single["$field"] >= cutoff else $no).append($single)
     return $yes, $no
-''',),
-        demo='print($fn($rows, $n))',
+''',
+        ),
+        demo="print($fn($rows, $n))",
     ),
     _spec(
         kind="entity",
-        tasks=("returns the running total of $field_text across $plural_text in order",
-               "computes cumulative $field_text for a sequence of $plural_text"),
+        tasks=(
+            "returns the running total of $field_text across $plural_text in order",
+            "computes cumulative $field_text for a sequence of $plural_text",
+        ),
         fns=("running_${field}", "cumulative_${field}", "${field}_so_far", "accumulate_${field}"),
         docs=("Cumulative sums of $field_text, one per $single_text.", "Running total of $field_text."),
-        bodies=(r'''
+        bodies=(
+            r'''
 from itertools import accumulate
 
 
 def $fn($plural: list[dict]) -> list[float]:
     """$doc"""
     return list(accumulate($single["$field"] for $single in $plural))
-''',),
-        demo='print($fn($rows))',
+''',
+        ),
+        demo="print($fn($rows))",
     ),
     _spec(
         kind="entity",
-        tasks=("computes each $key_text's percentage share of the total $field_text",
-               "returns what percent of all $field_text each $key_text accounts for"),
+        tasks=(
+            "computes each $key_text's percentage share of the total $field_text",
+            "returns what percent of all $field_text each $key_text accounts for",
+        ),
         fns=("${key}_share", "${field}_share_by_${key}", "percent_of_${field}", "${key}_percentages"),
-        docs=("Percent of total $field_text per $key_text, rounded to one decimal.",
-              "Share of $field_text by $key_text."),
-        bodies=(r'''
+        docs=(
+            "Percent of total $field_text per $key_text, rounded to one decimal.",
+            "Share of $field_text by $key_text.",
+        ),
+        bodies=(
+            r'''
 def $fn($plural: list[dict]) -> dict[str, float]:
     """$doc"""
     grand = sum($single["$field"] for $single in $plural)
@@ -2783,22 +3361,29 @@ def $fn($plural: list[dict]) -> dict[str, float]:
     for $single in $plural:
         shares[$single["$key"]] = shares.get($single["$key"], 0) + $single["$field"]
     return {key: round(100 * value / grand, 1) for key, value in shares.items()}
-''',),
-        demo='print($fn($rows))',
+''',
+        ),
+        demo="print($fn($rows))",
     ),
     _spec(
         kind="entity",
-        tasks=("sorts $plural_text by $key_text and then by descending $field_text",
-               "orders $plural_text alphabetically by $key_text, largest $field_text first within each"),
+        tasks=(
+            "sorts $plural_text by $key_text and then by descending $field_text",
+            "orders $plural_text alphabetically by $key_text, largest $field_text first within each",
+        ),
         fns=("sort_${plural}", "order_${plural}", "${plural}_sorted", "rank_${plural}"),
-        docs=("Sorted copy: $key_text ascending, then $field_text descending.",
-              "Two-key sort of $plural_text."),
-        bodies=(r'''
+        docs=(
+            "Sorted copy: $key_text ascending, then $field_text descending.",
+            "Two-key sort of $plural_text.",
+        ),
+        bodies=(
+            r'''
 def $fn($plural: list[dict]) -> list[dict]:
     """$doc"""
     return sorted($plural, key=lambda $single: ($single["$key"], -$single["$field"]))
-''',),
-        demo='print($fn($rows))',
+''',
+        ),
+        demo="print($fn($rows))",
     ),
 )
 
@@ -2872,8 +3457,9 @@ class _DemoValues(dict[str, str]):
             self["ints"], self["sorted_ints"] = _literal_list(ints), _literal_list(sorted(ints))
             return self[name]
         if name in ("rows", "row"):
-            rows = [{self.fld: rng.randint(1, 500), self.key: tag} for tag in rng.sample(_TAGS,
-                                                                                         rng.randint(2, 4))]
+            rows = [
+                {self.fld: rng.randint(1, 500), self.key: tag} for tag in rng.sample(_TAGS, rng.randint(2, 4))
+            ]
             self["rows"], self["row"] = repr(rows), repr(rows[0])
             return self[name]
         if name in ("big_small", "big_small2"):
@@ -3000,8 +3586,9 @@ _CODE_BAIT_LINES = (
 
 
 def _code_pii(sample: CodeSample, kind: str, rng: random.Random) -> CodeSample:
-    line = rng.choice(_CODE_PII_LINES[kind]).format(value=_pii_value(kind, rng),
-                                                    first=rng.choice(FIRST_NAMES))
+    line = rng.choice(_CODE_PII_LINES[kind]).format(
+        value=_pii_value(kind, rng), first=rng.choice(FIRST_NAMES)
+    )
     return _code_with_line(sample, line)
 
 
@@ -3053,8 +3640,9 @@ class AnalysisSample:
     answer: str
 
 
-_DEPARTMENTS = _words("finance operations marketing research sales logistics product strategy planning "
-                      "quality")
+_DEPARTMENTS = _words(
+    "finance operations marketing research sales logistics product strategy planning quality"
+)
 _INDUSTRIES = (
     "logistics", "food processing", "outdoor equipment", "software", "textile", "biotech", "renewable energy",
     "furniture", "ceramics", "regional airline", "brewing", "publishing", "medical devices", "water utility",
@@ -3127,8 +3715,18 @@ def _with_caveat(rng: random.Random, answer: str) -> str:
 
 
 def _growth(rng: random.Random) -> AnalysisSample:
-    metric = rng.choice(("revenue", "subscription income", "export sales", "online sales", "service revenue",
-                         "licensing income", "wholesale turnover", "membership fees"))
+    metric = rng.choice(
+        (
+            "revenue",
+            "subscription income",
+            "export sales",
+            "online sales",
+            "service revenue",
+            "licensing income",
+            "wholesale turnover",
+            "membership fees",
+        )
+    )
     cur = rng.choice(CURRENCIES)
     y1 = rng.randint(2012, 2022)
     a = round(rng.uniform(1.5, 60), 1)
@@ -3136,106 +3734,187 @@ def _growth(rng: random.Random) -> AnalysisSample:
     if b == a:
         b = round(a + 0.4, 1)
     rate = (b - a) / a
-    context = _analysis_frame(rng,
-                              f"{metric.capitalize()} came to {a}M {cur} in {y1} and {b}M {cur} in {y1 + 1}.")
-    question = rng.choice((f"What is the growth rate of {metric} from {y1} to {y1 + 1}?",
-                           f"By what percentage did {metric} change between {y1} and {y1 + 1}?",
-                           f"How much did {metric} grow in relative terms over the year?"))
+    context = _analysis_frame(
+        rng, f"{metric.capitalize()} came to {a}M {cur} in {y1} and {b}M {cur} in {y1 + 1}."
+    )
+    question = rng.choice(
+        (
+            f"What is the growth rate of {metric} from {y1} to {y1 + 1}?",
+            f"By what percentage did {metric} change between {y1} and {y1 + 1}?",
+            f"How much did {metric} grow in relative terms over the year?",
+        )
+    )
     verb = "grew" if rate > 0 else "fell"
-    answer = (f"The change is {b} - {a} = {b - a:.1f}M {cur}. Dividing by the starting value gives "
-              f"{b - a:.1f} / {a} = {rate:.3f}, so {metric} {verb} by about {abs(rate) * 100:.1f}%.")
+    answer = (
+        f"The change is {b} - {a} = {b - a:.1f}M {cur}. Dividing by the starting value gives "
+        f"{b - a:.1f} / {a} = {rate:.3f}, so {metric} {verb} by about {abs(rate) * 100:.1f}%."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _cagr(rng: random.Random) -> AnalysisSample:
-    what = rng.choice(("annual visitors", "active users", "tonnes shipped", "patents filed",
-                       "households served", "solar capacity in megawatts", "library loans"))
+    what = rng.choice(
+        (
+            "annual visitors",
+            "active users",
+            "tonnes shipped",
+            "patents filed",
+            "households served",
+            "solar capacity in megawatts",
+            "library loans",
+        )
+    )
     years = rng.randint(3, 9)
     start = rng.randint(1_000, 90_000)
     end = int(start * (1 + rng.uniform(0.02, 0.25)) ** years)
     y0 = rng.randint(2005, 2014)
     cagr = (end / start) ** (1 / years) - 1
-    context = _analysis_frame(rng,
-                              f"The count of {what} rose from {start:,} in {y0} to {end:,} in {y0 + years}.")
-    question = rng.choice((f"What is the compound annual growth rate of {what} over the period?",
-                           f"Estimate the average yearly growth rate (CAGR) of {what} between {y0} and "
-                           f"{y0 + years}."))
-    answer = (f"Over {years} years the ratio is {end:,} / {start:,} = {end / start:.3f}. Taking the "
-              f"{years}th root gives {(end / start) ** (1 / years):.4f}, so the CAGR is about "
-              f"{cagr * 100:.1f}% per year.")
+    context = _analysis_frame(
+        rng, f"The count of {what} rose from {start:,} in {y0} to {end:,} in {y0 + years}."
+    )
+    question = rng.choice(
+        (
+            f"What is the compound annual growth rate of {what} over the period?",
+            f"Estimate the average yearly growth rate (CAGR) of {what} between {y0} and {y0 + years}.",
+        )
+    )
+    answer = (
+        f"Over {years} years the ratio is {end:,} / {start:,} = {end / start:.3f}. Taking the "
+        f"{years}th root gives {(end / start) ** (1 / years):.4f}, so the CAGR is about "
+        f"{cagr * 100:.1f}% per year."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _segment_share(rng: random.Random) -> AnalysisSample:
-    names = rng.sample(("retail", "wholesale", "online", "export", "services", "licensing", "catering",
-                        "repairs", "rentals", "training", "subscriptions", "events"), rng.randint(3, 5))
+    names = rng.sample(
+        (
+            "retail",
+            "wholesale",
+            "online",
+            "export",
+            "services",
+            "licensing",
+            "catering",
+            "repairs",
+            "rentals",
+            "training",
+            "subscriptions",
+            "events",
+        ),
+        rng.randint(3, 5),
+    )
     values = [round(rng.uniform(0.4, 25), 1) for _ in names]
     cur = rng.choice(CURRENCIES)
     target = rng.randrange(len(names))
     total = sum(values)
-    listing = "; ".join(f"{n}: {v}M {cur}" for n, v in zip(names, values))
+    listing = "; ".join(f"{n}: {v}M {cur}" for n, v in zip(names, values, strict=False))
     context = _analysis_frame(rng, f"Revenue by segment last year was {listing}.")
-    question = rng.choice((f"What share of total revenue came from {names[target]}?",
-                           f"What percentage of the total does the {names[target]} segment represent?"))
-    answer = (f"Total revenue is {' + '.join(str(v) for v in values)} = {total:.1f}M {cur}. The "
-              f"{names[target]} segment contributed {values[target]}M, so its share is {values[target]} / "
-              f"{total:.1f} = {values[target] / total * 100:.1f}%.")
+    question = rng.choice(
+        (
+            f"What share of total revenue came from {names[target]}?",
+            f"What percentage of the total does the {names[target]} segment represent?",
+        )
+    )
+    answer = (
+        f"Total revenue is {' + '.join(str(v) for v in values)} = {total:.1f}M {cur}. The "
+        f"{names[target]} segment contributed {values[target]}M, so its share is {values[target]} / "
+        f"{total:.1f} = {values[target] / total * 100:.1f}%."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _mean_series(rng: random.Random) -> AnalysisSample:
-    unit, what = rng.choice((("kWh", "electricity use"), ("orders", "order volume"), ("mm", "rainfall"),
-                             ("calls", "support calls"), ("visits", "clinic visits"),
-                             ("kg", "waste collected")))
+    unit, what = rng.choice(
+        (
+            ("kWh", "electricity use"),
+            ("orders", "order volume"),
+            ("mm", "rainfall"),
+            ("calls", "support calls"),
+            ("visits", "clinic visits"),
+            ("kg", "waste collected"),
+        )
+    )
     months = rng.sample(MONTHS, rng.randint(4, 6))
     values = [rng.randint(40, 2_000) for _ in months]
-    listing = ", ".join(f"{m} {v:,} {unit}" for m, v in zip(months, values))
+    listing = ", ".join(f"{m} {v:,} {unit}" for m, v in zip(months, values, strict=False))
     context = _analysis_frame(rng, f"Monthly {what} was recorded as follows: {listing}.")
     question = rng.choice((f"What was the average monthly {what}?", f"Compute the mean {what} per month."))
-    answer = (f"The sum is {sum(values):,} {unit} over {len(values)} months, so the mean is {sum(values):,} "
-              f"/ {len(values)} = {sum(values) / len(values):,.1f} {unit} per month. The highest month was "
-              f"{months[values.index(max(values))]} and the lowest {months[values.index(min(values))]}.")
+    answer = (
+        f"The sum is {sum(values):,} {unit} over {len(values)} months, so the mean is {sum(values):,} "
+        f"/ {len(values)} = {sum(values) / len(values):,.1f} {unit} per month. The highest month was "
+        f"{months[values.index(max(values))]} and the lowest {months[values.index(min(values))]}."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _median(rng: random.Random) -> AnalysisSample:
-    what, unit = rng.choice((("delivery times", "hours"), ("response times", "minutes"),
-                             ("batch weights", "grams"), ("commute times", "minutes"),
-                             ("reaction times", "milliseconds")))
+    what, unit = rng.choice(
+        (
+            ("delivery times", "hours"),
+            ("response times", "minutes"),
+            ("batch weights", "grams"),
+            ("commute times", "minutes"),
+            ("reaction times", "milliseconds"),
+        )
+    )
     values = [rng.randint(5, 400) for _ in range(rng.randint(5, 9))]
     ordered = sorted(values)
     n = len(ordered)
     median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-    context = _analysis_frame(rng, f"A sample of {what} in {unit}: {', '.join(map(str, values))}.",
-                              science=rng.random() < 0.4)
-    question = rng.choice((f"What is the median of these {what}?",
-                           f"Find the median value of the sampled {what}."))
-    how = (f"the middle (position {n // 2 + 1}) value is {median}" if n % 2 else
-           f"the two middle values are {ordered[n // 2 - 1]} and {ordered[n // 2]}, whose average is "
-           f"{median}")
-    answer = (f"Sorted, the {n} values are {', '.join(map(str, ordered))}. With {n} values {how} {unit}. The "
-              f"mean, {sum(values) / n:.1f}, is {'above' if sum(values) / n > median else 'below'} the "
-              f"median.")
+    context = _analysis_frame(
+        rng, f"A sample of {what} in {unit}: {', '.join(map(str, values))}.", science=rng.random() < 0.4
+    )
+    question = rng.choice(
+        (f"What is the median of these {what}?", f"Find the median value of the sampled {what}.")
+    )
+    how = (
+        f"the middle (position {n // 2 + 1}) value is {median}"
+        if n % 2
+        else f"the two middle values are {ordered[n // 2 - 1]} and {ordered[n // 2]}, whose average is "
+        f"{median}"
+    )
+    answer = (
+        f"Sorted, the {n} values are {', '.join(map(str, ordered))}. With {n} values {how} {unit}. The "
+        f"mean, {sum(values) / n:.1f}, is {'above' if sum(values) / n > median else 'below'} the "
+        f"median."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _ab_test(rng: random.Random) -> AnalysisSample:
-    change = rng.choice(("a shorter checkout form", "a new product photo layout", "free-shipping banners",
-                         "a simplified sign-up page", "personalised recommendations",
-                         "a green call-to-action button"))
+    change = rng.choice(
+        (
+            "a shorter checkout form",
+            "a new product photo layout",
+            "free-shipping banners",
+            "a simplified sign-up page",
+            "personalised recommendations",
+            "a green call-to-action button",
+        )
+    )
     va, vb = rng.randint(2_000, 40_000), rng.randint(2_000, 40_000)
     ca = int(va * rng.uniform(0.01, 0.12))
     cb = int(vb * rng.uniform(0.01, 0.12))
     ra, rb = ca / va, cb / vb
-    context = _analysis_frame(rng, f"An A/B test compared the current page (A) with {change} (B). Variant A "
-                                   f"had {va:,} visitors and {ca:,} conversions; variant B had {vb:,} "
-                                   f"visitors and {cb:,} conversions.")
-    question = rng.choice(("Which variant converted better, and by how much?",
-                           "What are the conversion rates and the relative lift of B over A?"))
+    context = _analysis_frame(
+        rng,
+        f"An A/B test compared the current page (A) with {change} (B). Variant A "
+        f"had {va:,} visitors and {ca:,} conversions; variant B had {vb:,} "
+        f"visitors and {cb:,} conversions.",
+    )
+    question = rng.choice(
+        (
+            "Which variant converted better, and by how much?",
+            "What are the conversion rates and the relative lift of B over A?",
+        )
+    )
     better = "B" if rb > ra else "A"
-    answer = (f"A converts at {ca:,} / {va:,} = {ra * 100:.2f}% and B at {cb:,} / {vb:,} = {rb * 100:.2f}%. "
-              f"The absolute difference is {(rb - ra) * 100:+.2f} percentage points, a relative change of "
-              f"{(rb - ra) / ra * 100:+.1f}% for B versus A, so variant {better} performed better.")
+    answer = (
+        f"A converts at {ca:,} / {va:,} = {ra * 100:.2f}% and B at {cb:,} / {vb:,} = {rb * 100:.2f}%. "
+        f"The absolute difference is {(rb - ra) * 100:+.2f} percentage points, a relative change of "
+        f"{(rb - ra) / ra * 100:+.1f}% for B versus A, so variant {better} performed better."
+    )
     answer += " A significance test should confirm the gap before rolling it out."
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
@@ -3247,14 +3926,22 @@ def _break_even(rng: random.Random) -> AnalysisSample:
     var = round(price * rng.uniform(0.3, 0.8), 2)
     cur = rng.choice(CURRENCIES)
     units = fixed / (price - var)
-    context = _analysis_frame(rng,
-                              f"A new {product} line has fixed costs of {fixed:,} {cur} per year. Each unit "
-                              f"sells for {price} {cur} and costs {var} {cur} to make and ship.")
-    question = rng.choice(("How many units must be sold to break even?",
-                           f"What is the break-even volume for the {product} line?"))
-    answer = (f"Each unit contributes {price} - {var} = {price - var:.2f} {cur} towards fixed costs. "
-              f"Break-even volume is {fixed:,} / {price - var:.2f} = {units:,.1f}, so about "
-              f"{int(units) + 1:,} units a year.")
+    context = _analysis_frame(
+        rng,
+        f"A new {product} line has fixed costs of {fixed:,} {cur} per year. Each unit "
+        f"sells for {price} {cur} and costs {var} {cur} to make and ship.",
+    )
+    question = rng.choice(
+        (
+            "How many units must be sold to break even?",
+            f"What is the break-even volume for the {product} line?",
+        )
+    )
+    answer = (
+        f"Each unit contributes {price} - {var} = {price - var:.2f} {cur} towards fixed costs. "
+        f"Break-even volume is {fixed:,} / {price - var:.2f} = {units:,.1f}, so about "
+        f"{int(units) + 1:,} units a year."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
@@ -3263,16 +3950,24 @@ def _margin(rng: random.Random) -> AnalysisSample:
     revenue = round(rng.uniform(2, 80), 1)
     cogs = round(revenue * rng.uniform(0.35, 0.9), 1)
     opex = round((revenue - cogs) * rng.uniform(0.2, 1.1), 1)
-    context = _analysis_frame(rng,
-                              f"Revenue was {revenue}M {cur}, cost of goods sold {cogs}M {cur} and operating "
-                              f"expenses {opex}M {cur}.")
-    question = rng.choice(("What are the gross and operating margins?",
-                           "Compute gross margin and operating margin as percentages."))
+    context = _analysis_frame(
+        rng,
+        f"Revenue was {revenue}M {cur}, cost of goods sold {cogs}M {cur} and operating "
+        f"expenses {opex}M {cur}.",
+    )
+    question = rng.choice(
+        (
+            "What are the gross and operating margins?",
+            "Compute gross margin and operating margin as percentages.",
+        )
+    )
     gross = revenue - cogs
     operating = gross - opex
-    answer = (f"Gross profit is {revenue} - {cogs} = {gross:.1f}M, a gross margin of "
-              f"{gross / revenue * 100:.1f}%. Subtracting operating expenses leaves {operating:.1f}M, an "
-              f"operating margin of {operating / revenue * 100:.1f}%.")
+    answer = (
+        f"Gross profit is {revenue} - {cogs} = {gross:.1f}M, a gross margin of "
+        f"{gross / revenue * 100:.1f}%. Subtracting operating expenses leaves {operating:.1f}M, an "
+        f"operating margin of {operating / revenue * 100:.1f}%."
+    )
     if operating < 0:
         answer += " The business is making an operating loss."
     return AnalysisSample(question, context, _with_caveat(rng, answer))
@@ -3281,13 +3976,20 @@ def _margin(rng: random.Random) -> AnalysisSample:
 def _per_capita(rng: random.Random) -> AnalysisSample:
     town = _town(rng)
     pop = rng.randint(4_000, 400_000)
-    what, unit = rng.choice((("water consumption", "litres per day"), ("household waste", "tonnes per year"),
-                             ("library budget", "EUR per year"), ("bus journeys", "trips per year")))
+    what, unit = rng.choice(
+        (
+            ("water consumption", "litres per day"),
+            ("household waste", "tonnes per year"),
+            ("library budget", "EUR per year"),
+            ("bus journeys", "trips per year"),
+        )
+    )
     total = pop * rng.uniform(0.05, 180)
     distractor = _fill(rng, rng.choice(_DISTRACTORS), {})
     context = f"{town} has {pop:,} residents. Its total {what} is {total:,.0f} {unit}. {distractor}"
-    question = rng.choice((f"What is the {what} per resident in {town}?",
-                           f"Express {town}'s {what} per capita."))
+    question = rng.choice(
+        (f"What is the {what} per resident in {town}?", f"Express {town}'s {what} per capita.")
+    )
     answer = f"Per capita {what} is {total:,.0f} / {pop:,} = {total / pop:,.2f} {unit} per resident."
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
@@ -3300,54 +4002,85 @@ def _weighted_average(rng: random.Random) -> AnalysisSample:
     total_q = sum(q for q, _ in lots)
     avg = sum(q * p for q, p in lots) / total_q
     context = _analysis_frame(rng, f"Purchases of {commodity} this {rng.choice(SEASONS)}: {listing}.")
-    question = rng.choice(("What was the weighted average price paid?",
-                           f"What is the volume-weighted average {commodity} price?"))
-    answer = (f"Weighting each price by tonnage: ({' + '.join(f'{q}x{p}' for q, p in lots)}) / {total_q} = "
-              f"{sum(q * p for q, p in lots):,.2f} / {total_q} = {avg:.2f} {cur}/kg. A simple average of the "
-              f"prices would give {sum(p for _, p in lots) / len(lots):.2f}, which ignores the different "
-              f"volumes.")
+    question = rng.choice(
+        (
+            "What was the weighted average price paid?",
+            f"What is the volume-weighted average {commodity} price?",
+        )
+    )
+    answer = (
+        f"Weighting each price by tonnage: ({' + '.join(f'{q}x{p}' for q, p in lots)}) / {total_q} = "
+        f"{sum(q * p for q, p in lots):,.2f} / {total_q} = {avg:.2f} {cur}/kg. A simple average of the "
+        f"prices would give {sum(p for _, p in lots) / len(lots):.2f}, which ignores the different "
+        f"volumes."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _largest_jump(rng: random.Random) -> AnalysisSample:
-    what = rng.choice(("new subscribers", "app downloads", "guest nights", "parcels handled", "trees planted",
-                       "tickets sold"))
+    what = rng.choice(
+        (
+            "new subscribers",
+            "app downloads",
+            "guest nights",
+            "parcels handled",
+            "trees planted",
+            "tickets sold",
+        )
+    )
     start = rng.randrange(12)
     months = [MONTHS[(start + i) % 12] for i in range(rng.randint(5, 7))]
     values = [rng.randint(100, 9_000) for _ in months]
-    diffs = [b - a for a, b in zip(values, values[1:])]
+    diffs = [b - a for a, b in zip(values, values[1:], strict=False)]
     i = max(range(len(diffs)), key=lambda j: diffs[j])
-    listing = ", ".join(f"{m}: {v:,}" for m, v in zip(months, values))
+    listing = ", ".join(f"{m}: {v:,}" for m, v in zip(months, values, strict=False))
     context = _analysis_frame(rng, f"Monthly {what}: {listing}.")
-    question = rng.choice(("Which month saw the largest increase over the previous month?",
-                           f"Between which consecutive months did {what} rise the most?"))
-    answer = (f"The month-on-month changes are {', '.join(f'{d:+,}' for d in diffs)}. The largest is "
-              f"{diffs[i]:+,}, from {months[i]} ({values[i]:,}) to {months[i + 1]} ({values[i + 1]:,}).")
+    question = rng.choice(
+        (
+            "Which month saw the largest increase over the previous month?",
+            f"Between which consecutive months did {what} rise the most?",
+        )
+    )
+    answer = (
+        f"The month-on-month changes are {', '.join(f'{d:+,}' for d in diffs)}. The largest is "
+        f"{diffs[i]:+,}, from {months[i]} ({values[i]:,}) to {months[i + 1]} ({values[i + 1]:,})."
+    )
     if diffs[i] <= 0:
         answer += f" Every month declined, so {months[i + 1]} simply had the smallest drop."
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _percent_error(rng: random.Random) -> AnalysisSample:
-    quantity, unit, true = rng.choice((
-        ("the density of aluminium", "g/cm3", 2.70),
-        ("the boiling point of ethanol", "C", 78.4),
-        ("gravitational acceleration", "m/s2", 9.81),
-        ("the speed of sound in air", "m/s", 343.0),
-        ("the specific heat of water", "J/gK", 4.18),
-        ("the density of copper", "g/cm3", 8.96),
-    ))
+    quantity, unit, true = rng.choice(
+        (
+            ("the density of aluminium", "g/cm3", 2.70),
+            ("the boiling point of ethanol", "C", 78.4),
+            ("gravitational acceleration", "m/s2", 9.81),
+            ("the speed of sound in air", "m/s", 343.0),
+            ("the specific heat of water", "J/gK", 4.18),
+            ("the density of copper", "g/cm3", 8.96),
+        )
+    )
     trials = [round(true * rng.uniform(0.9, 1.1), 2) for _ in range(rng.randint(3, 5))]
     mean = sum(trials) / len(trials)
-    context = _analysis_frame(rng,
-                              f"Repeated measurements of {quantity} gave {', '.join(map(str, trials))} "
-                              f"{unit}. The accepted value is {true} {unit}.", science=True)
-    question = rng.choice(("What is the percent error of the mean measurement?",
-                           "How far is the average result from the accepted value, in percent?"))
-    answer = (f"The mean is ({' + '.join(map(str, trials))}) / {len(trials)} = {mean:.3f} {unit}. Percent "
-              f"error is |{mean:.3f} - {true}| / {true} x 100 = {abs(mean - true) / true * 100:.2f}%. The "
-              f"spread of the trials, {min(trials)} to {max(trials)}, suggests "
-              f"{'mostly random' if max(trials) - min(trials) > abs(mean - true) else 'a systematic'} error.")
+    context = _analysis_frame(
+        rng,
+        f"Repeated measurements of {quantity} gave {', '.join(map(str, trials))} "
+        f"{unit}. The accepted value is {true} {unit}.",
+        science=True,
+    )
+    question = rng.choice(
+        (
+            "What is the percent error of the mean measurement?",
+            "How far is the average result from the accepted value, in percent?",
+        )
+    )
+    answer = (
+        f"The mean is ({' + '.join(map(str, trials))}) / {len(trials)} = {mean:.3f} {unit}. Percent "
+        f"error is |{mean:.3f} - {true}| / {true} x 100 = {abs(mean - true) / true * 100:.2f}%. The "
+        f"spread of the trials, {min(trials)} to {max(trials)}, suggests "
+        f"{'mostly random' if max(trials) - min(trials) > abs(mean - true) else 'a systematic'} error."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
@@ -3355,14 +4088,22 @@ def _expected_defects(rng: random.Random) -> AnalysisSample:
     item = rng.choice(NOUNS)
     rate = round(rng.uniform(0.2, 6), 2)
     batch = rng.randint(500, 80_000)
-    context = _analysis_frame(rng,
-                              f"Quality control found a defect rate of {rate}% for {item} components. The "
-                              f"next batch holds {batch:,} units.")
-    question = rng.choice(("How many defective units should be expected in the batch?",
-                           "Estimate the number of faulty components in the next batch."))
-    answer = (f"Expected defects = {batch:,} x {rate}% = {batch:,} x {rate / 100:.4f} = "
-              f"{batch * rate / 100:,.1f}, so plan for roughly {round(batch * rate / 100):,} defective "
-              f"units.")
+    context = _analysis_frame(
+        rng,
+        f"Quality control found a defect rate of {rate}% for {item} components. The "
+        f"next batch holds {batch:,} units.",
+    )
+    question = rng.choice(
+        (
+            "How many defective units should be expected in the batch?",
+            "Estimate the number of faulty components in the next batch.",
+        )
+    )
+    answer = (
+        f"Expected defects = {batch:,} x {rate}% = {batch:,} x {rate / 100:.4f} = "
+        f"{batch * rate / 100:,.1f}, so plan for roughly {round(batch * rate / 100):,} defective "
+        f"units."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
@@ -3372,33 +4113,58 @@ def _inventory_turnover(rng: random.Random) -> AnalysisSample:
     inv_a, inv_b = round(rng.uniform(1, 30), 1), round(rng.uniform(1, 30), 1)
     avg = (inv_a + inv_b) / 2
     turns = cogs / avg
-    context = _analysis_frame(rng,
-                              f"Annual cost of goods sold was {cogs}M {cur}. Inventory was {inv_a}M {cur} at "
-                              f"the start of the year and {inv_b}M {cur} at the end.")
-    question = rng.choice(("What is the inventory turnover, and how many days of stock does it imply?",
-                           "How quickly does inventory turn over?"))
-    answer = (f"Average inventory is ({inv_a} + {inv_b}) / 2 = {avg:.2f}M. Turnover is {cogs} / {avg:.2f} = "
-              f"{turns:.2f} times a year, which is about 365 / {turns:.2f} = {365 / turns:.0f} days of stock "
-              f"on hand.")
+    context = _analysis_frame(
+        rng,
+        f"Annual cost of goods sold was {cogs}M {cur}. Inventory was {inv_a}M {cur} at "
+        f"the start of the year and {inv_b}M {cur} at the end.",
+    )
+    question = rng.choice(
+        (
+            "What is the inventory turnover, and how many days of stock does it imply?",
+            "How quickly does inventory turn over?",
+        )
+    )
+    answer = (
+        f"Average inventory is ({inv_a} + {inv_b}) / 2 = {avg:.2f}M. Turnover is {cogs} / {avg:.2f} = "
+        f"{turns:.2f} times a year, which is about 365 / {turns:.2f} = {365 / turns:.0f} days of stock "
+        f"on hand."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _survey(rng: random.Random) -> AnalysisSample:
-    topic = rng.choice(("a new park layout", "extended library hours", "a four-day school week",
-                        "car-free Sundays", "a merged bus route", "a community orchard",
-                        "later market closing times"))
+    topic = rng.choice(
+        (
+            "a new park layout",
+            "extended library hours",
+            "a four-day school week",
+            "car-free Sundays",
+            "a merged bus route",
+            "a community orchard",
+            "later market closing times",
+        )
+    )
     support, oppose, undecided = (rng.randint(20, 900) for _ in range(3))
     total = support + oppose + undecided
-    context = _analysis_frame(rng, f"A survey in {_town(rng)} asked residents about {topic}. {support} said "
-                                   f"they support it, {oppose} oppose it and {undecided} are undecided.")
-    question = rng.choice(("What percentage supports the proposal, and what is the margin over opposition?",
-                           "By how many percentage points does support lead or trail opposition?"))
+    context = _analysis_frame(
+        rng,
+        f"A survey in {_town(rng)} asked residents about {topic}. {support} said "
+        f"they support it, {oppose} oppose it and {undecided} are undecided.",
+    )
+    question = rng.choice(
+        (
+            "What percentage supports the proposal, and what is the margin over opposition?",
+            "By how many percentage points does support lead or trail opposition?",
+        )
+    )
     s, o = support / total * 100, oppose / total * 100
     swing = undecided > abs(support - oppose)
     decisive = "enough to change the outcome" if swing else "not enough to close the gap"
-    answer = (f"There are {total:,} responses. Support is {support} / {total} = {s:.1f}% and opposition "
-              f"{oppose} / {total} = {o:.1f}%, a gap of {s - o:+.1f} points; {undecided / total * 100:.1f}% "
-              f"are undecided, {decisive}.")
+    answer = (
+        f"There are {total:,} responses. Support is {support} / {total} = {s:.1f}% and opposition "
+        f"{oppose} / {total} = {o:.1f}%, a gap of {s - o:+.1f} points; {undecided / total * 100:.1f}% "
+        f"are undecided, {decisive}."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
@@ -3406,83 +4172,136 @@ def _churn(rng: random.Random) -> AnalysisSample:
     start = rng.randint(800, 60_000)
     lost = int(start * rng.uniform(0.01, 0.2))
     new = int(start * rng.uniform(0.01, 0.3))
-    context = _analysis_frame(rng,
-                              f"The quarter began with {start:,} customers. During the quarter {new:,} new "
-                              f"customers signed up and {lost:,} cancelled.")
-    question = rng.choice(("What was the churn rate for the quarter?",
-                           "Compute quarterly churn and net customer growth."))
+    context = _analysis_frame(
+        rng,
+        f"The quarter began with {start:,} customers. During the quarter {new:,} new "
+        f"customers signed up and {lost:,} cancelled.",
+    )
+    question = rng.choice(
+        ("What was the churn rate for the quarter?", "Compute quarterly churn and net customer growth.")
+    )
     end = start + new - lost
-    answer = (f"Churn is cancellations divided by the starting base: {lost:,} / {start:,} = "
-              f"{lost / start * 100:.2f}%. The quarter ends with {start:,} + {new:,} - {lost:,} = {end:,} "
-              f"customers, net growth of {(end - start) / start * 100:+.2f}%.")
+    answer = (
+        f"Churn is cancellations divided by the starting base: {lost:,} / {start:,} = "
+        f"{lost / start * 100:.2f}%. The quarter ends with {start:,} + {new:,} - {lost:,} = {end:,} "
+        f"customers, net growth of {(end - start) / start * 100:+.2f}%."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _speed(rng: random.Random) -> AnalysisSample:
-    animal = rng.choice(("a tagged grey seal", "a satellite-tracked stork", "a migrating eel",
-                         "a radio-collared wolf", "a monarch butterfly cohort", "a tagged bluefin tuna",
-                         "a ringed swift"))
+    animal = rng.choice(
+        (
+            "a tagged grey seal",
+            "a satellite-tracked stork",
+            "a migrating eel",
+            "a radio-collared wolf",
+            "a monarch butterfly cohort",
+            "a tagged bluefin tuna",
+            "a ringed swift",
+        )
+    )
     km = rng.randint(40, 6_000)
     days = rng.randint(2, 60)
-    context = _analysis_frame(rng, f"Tracking data show {animal} travelled {km:,} km in {days} days.",
-                              science=True)
-    question = rng.choice(("What was the average distance covered per day?",
-                           "Estimate the average speed in km per day and km per hour."))
-    answer = (f"Average daily distance is {km:,} / {days} = {km / days:,.1f} km per day, or "
-              f"{km / days / 24:.2f} km/h averaged over the whole time, rests included.")
+    context = _analysis_frame(
+        rng, f"Tracking data show {animal} travelled {km:,} km in {days} days.", science=True
+    )
+    question = rng.choice(
+        (
+            "What was the average distance covered per day?",
+            "Estimate the average speed in km per day and km per hour.",
+        )
+    )
+    answer = (
+        f"Average daily distance is {km:,} / {days} = {km / days:,.1f} km per day, or "
+        f"{km / days / 24:.2f} km/h averaged over the whole time, rests included."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _dilution(rng: random.Random) -> AnalysisSample:
-    solute = rng.choice(("sodium chloride", "glucose", "copper sulfate", "ethanol", "acetic acid",
-                         "potassium nitrate"))
+    solute = rng.choice(
+        ("sodium chloride", "glucose", "copper sulfate", "ethanol", "acetic acid", "potassium nitrate")
+    )
     c1 = round(rng.uniform(0.5, 6), 2)
     c2 = round(c1 * rng.uniform(0.05, 0.6), 3)
     v2 = rng.choice((100, 250, 500, 1000, 2000))
     v1 = c2 * v2 / c1
-    context = _analysis_frame(rng,
-                              f"A stock solution of {solute} is {c1} mol/L. The protocol needs {v2} mL at "
-                              f"{c2} mol/L.", science=True)
-    question = rng.choice(("How much stock solution is needed?",
-                           "What volume of stock should be diluted to make the working solution?"))
-    answer = (f"Using C1V1 = C2V2: V1 = {c2} x {v2} / {c1} = {v1:.1f} mL of stock, topped up with "
-              f"{v2 - v1:.1f} mL of solvent to reach {v2} mL.")
+    context = _analysis_frame(
+        rng,
+        f"A stock solution of {solute} is {c1} mol/L. The protocol needs {v2} mL at {c2} mol/L.",
+        science=True,
+    )
+    question = rng.choice(
+        (
+            "How much stock solution is needed?",
+            "What volume of stock should be diluted to make the working solution?",
+        )
+    )
+    answer = (
+        f"Using C1V1 = C2V2: V1 = {c2} x {v2} / {c1} = {v1:.1f} mL of stock, topped up with "
+        f"{v2 - v1:.1f} mL of solvent to reach {v2} mL."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _roi(rng: random.Random) -> AnalysisSample:
-    project = rng.choice(("warehouse automation", "a staff training scheme", "rooftop solar panels",
-                          "a new CRM system", "a marketing campaign", "delivery route software"))
+    project = rng.choice(
+        (
+            "warehouse automation",
+            "a staff training scheme",
+            "rooftop solar panels",
+            "a new CRM system",
+            "a marketing campaign",
+            "delivery route software",
+        )
+    )
     cur = rng.choice(CURRENCIES)
     cost = rng.randint(20, 2_000) * 1_000
     gain = int(cost * rng.uniform(0.6, 2.5))
     years = rng.randint(1, 5)
-    context = _analysis_frame(rng,
-                              f"{project.capitalize()} cost {cost:,} {cur} and is expected to return "
-                              f"{gain:,} {cur} in total over {years} years.")
-    question = rng.choice((f"What is the return on investment of {project}?",
-                           "Compute the ROI and the simple annual return."))
+    context = _analysis_frame(
+        rng,
+        f"{project.capitalize()} cost {cost:,} {cur} and is expected to return "
+        f"{gain:,} {cur} in total over {years} years.",
+    )
+    question = rng.choice(
+        (f"What is the return on investment of {project}?", "Compute the ROI and the simple annual return.")
+    )
     roi = (gain - cost) / cost
-    answer = (f"ROI = ({gain:,} - {cost:,}) / {cost:,} = {roi * 100:.1f}%. Spread evenly over {years} "
-              f"year(s) that is a simple {roi / years * 100:.1f}% per year.")
+    answer = (
+        f"ROI = ({gain:,} - {cost:,}) / {cost:,} = {roi * 100:.1f}%. Spread evenly over {years} "
+        f"year(s) that is a simple {roi / years * 100:.1f}% per year."
+    )
     if roi < 0:
         answer += " The project does not pay back its cost."
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _half_life(rng: random.Random) -> AnalysisSample:
-    isotope = rng.choice(("a tracer isotope", "iodine-131", "a medical contrast agent", "a soil pesticide",
-                          "caffeine in the body"))
+    isotope = rng.choice(
+        (
+            "a tracer isotope",
+            "iodine-131",
+            "a medical contrast agent",
+            "a soil pesticide",
+            "caffeine in the body",
+        )
+    )
     half = rng.randint(2, 40)
     elapsed = half * rng.randint(1, 5) + rng.choice((0, half // 2))
     amount = rng.randint(50, 900)
     left = amount * 0.5 ** (elapsed / half)
-    context = _analysis_frame(rng,
-                              f"A sample contains {amount} mg of {isotope}, which has a half-life of {half} "
-                              f"hours.", science=True)
+    context = _analysis_frame(
+        rng,
+        f"A sample contains {amount} mg of {isotope}, which has a half-life of {half} hours.",
+        science=True,
+    )
     question = f"How much remains after {elapsed} hours?"
-    answer = (f"{elapsed} hours is {elapsed / half:.2f} half-lives. Remaining = {amount} x "
-              f"0.5^{elapsed / half:.2f} = {left:.1f} mg, or {left / amount * 100:.1f}% of the original.")
+    answer = (
+        f"{elapsed} hours is {elapsed / half:.2f} half-lives. Remaining = {amount} x "
+        f"0.5^{elapsed / half:.2f} = {left:.1f} mg, or {left / amount * 100:.1f}% of the original."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
@@ -3490,55 +4309,88 @@ def _market_share(rng: random.Random) -> AnalysisSample:
     company = _company(rng)
     a = round(rng.uniform(3, 40), 1)
     b = round(a + rng.uniform(-6, 8), 1)
-    context = _analysis_frame(rng,
-                              f"{company} held {a}% of its regional market two years ago and {b}% this year.")
-    question = rng.choice((f"How much did {company}'s market share change?",
-                           "Express the change in percentage points and in relative terms."))
-    answer = (f"The change is {b} - {a} = {b - a:+.1f} percentage points. Relative to the starting share "
-              f"that is {(b - a) / a * 100:+.1f}%. Percentage points and percent should not be confused: the "
-              f"first compares shares, the second scales by the base.")
+    context = _analysis_frame(
+        rng, f"{company} held {a}% of its regional market two years ago and {b}% this year."
+    )
+    question = rng.choice(
+        (
+            f"How much did {company}'s market share change?",
+            "Express the change in percentage points and in relative terms.",
+        )
+    )
+    answer = (
+        f"The change is {b} - {a} = {b - a:+.1f} percentage points. Relative to the starting share "
+        f"that is {(b - a) / a * 100:+.1f}%. Percentage points and percent should not be confused: the "
+        f"first compares shares, the second scales by the base."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _energy_saving(rng: random.Random) -> AnalysisSample:
-    site = rng.choice(("the main depot", "a cold-storage warehouse", "the head office", "a bakery",
-                       "a school campus", "a data room"))
+    site = rng.choice(
+        (
+            "the main depot",
+            "a cold-storage warehouse",
+            "the head office",
+            "a bakery",
+            "a school campus",
+            "a data room",
+        )
+    )
     before = rng.randint(20_000, 900_000)
     after = int(before * rng.uniform(0.55, 0.97))
     price = round(rng.uniform(0.08, 0.35), 3)
     cur = rng.choice(CURRENCIES)
-    context = _analysis_frame(rng,
-                              f"After an efficiency retrofit at {site}, annual electricity use went from "
-                              f"{before:,} kWh to {after:,} kWh. Power costs {price} {cur} per kWh.")
-    question = rng.choice(("What is the percentage reduction and the annual saving?",
-                           "How much energy and money does the retrofit save each year?"))
+    context = _analysis_frame(
+        rng,
+        f"After an efficiency retrofit at {site}, annual electricity use went from "
+        f"{before:,} kWh to {after:,} kWh. Power costs {price} {cur} per kWh.",
+    )
+    question = rng.choice(
+        (
+            "What is the percentage reduction and the annual saving?",
+            "How much energy and money does the retrofit save each year?",
+        )
+    )
     saved = before - after
-    answer = (f"Energy saved is {before:,} - {after:,} = {saved:,} kWh, a {saved / before * 100:.1f}% "
-              f"reduction. At {price} {cur}/kWh that is {saved * price:,.0f} {cur} a year.")
+    answer = (
+        f"Energy saved is {before:,} - {after:,} = {saved:,} kWh, a {saved / before * 100:.1f}% "
+        f"reduction. At {price} {cur}/kWh that is {saved * price:,.0f} {cur} a year."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _productivity(rng: random.Random) -> AnalysisSample:
-    lines = rng.sample(("Line A", "Line B", "Line C", "the night shift", "the day shift", "the pilot cell"),
-                       2)
+    lines = rng.sample(
+        ("Line A", "Line B", "Line C", "the night shift", "the day shift", "the pilot cell"), 2
+    )
     units = [rng.randint(500, 20_000) for _ in lines]
     hours = [rng.randint(40, 900) for _ in lines]
-    context = _analysis_frame(rng,
-                              f"{lines[0]} produced {units[0]:,} units in {hours[0]} labour hours; "
-                              f"{lines[1]} produced {units[1]:,} units in {hours[1]} labour hours.")
-    question = rng.choice(("Which is more productive per labour hour, and by how much?",
-                           "Compare units per labour hour for the two."))
-    p = [u / h for u, h in zip(units, hours)]
+    context = _analysis_frame(
+        rng,
+        f"{lines[0]} produced {units[0]:,} units in {hours[0]} labour hours; "
+        f"{lines[1]} produced {units[1]:,} units in {hours[1]} labour hours.",
+    )
+    question = rng.choice(
+        (
+            "Which is more productive per labour hour, and by how much?",
+            "Compare units per labour hour for the two.",
+        )
+    )
+    p = [u / h for u, h in zip(units, hours, strict=False)]
     best = 0 if p[0] > p[1] else 1
-    answer = (f"{lines[0]} makes {units[0]:,} / {hours[0]} = {p[0]:.1f} units per hour and {lines[1]} makes "
-              f"{units[1]:,} / {hours[1]} = {p[1]:.1f}. {lines[best]} is more productive by "
-              f"{abs(p[0] - p[1]):.1f} units per hour ({abs(p[0] - p[1]) / min(p) * 100:.0f}% higher).")
+    answer = (
+        f"{lines[0]} makes {units[0]:,} / {hours[0]} = {p[0]:.1f} units per hour and {lines[1]} makes "
+        f"{units[1]:,} / {hours[1]} = {p[1]:.1f}. {lines[best]} is more productive by "
+        f"{abs(p[0] - p[1]):.1f} units per hour ({abs(p[0] - p[1]) / min(p) * 100:.0f}% higher)."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _elasticity(rng: random.Random) -> AnalysisSample:
-    product = rng.choice(("a cinema ticket", "a monthly gym pass", "a bus fare", "a coffee subscription",
-                          "a paperback novel"))
+    product = rng.choice(
+        ("a cinema ticket", "a monthly gym pass", "a bus fare", "a coffee subscription", "a paperback novel")
+    )
     cur = rng.choice(CURRENCIES)
     p1 = round(rng.uniform(2, 60), 2)
     p2 = round(p1 * rng.uniform(1.03, 1.4), 2)
@@ -3546,28 +4398,43 @@ def _elasticity(rng: random.Random) -> AnalysisSample:
     q2 = int(q1 * rng.uniform(0.5, 0.99))
     dq, dp = (q2 - q1) / q1, (p2 - p1) / p1
     e = dq / dp
-    context = _analysis_frame(rng,
-                              f"When the price of {product} rose from {p1} to {p2} {cur}, monthly sales went "
-                              f"from {q1:,} to {q2:,}.")
-    question = rng.choice(("What is the price elasticity of demand?",
-                           "Is demand elastic or inelastic over this price change?"))
-    answer = (f"Quantity changed by {dq * 100:.1f}% and price by {dp * 100:.1f}%, so elasticity is "
-              f"{dq * 100:.1f} / {dp * 100:.1f} = {e:.2f}. Since |{e:.2f}| is "
-              f"{'greater' if abs(e) > 1 else 'less'} than 1, demand is "
-              f"{'elastic' if abs(e) > 1 else 'inelastic'} here.")
+    context = _analysis_frame(
+        rng,
+        f"When the price of {product} rose from {p1} to {p2} {cur}, monthly sales went "
+        f"from {q1:,} to {q2:,}.",
+    )
+    question = rng.choice(
+        ("What is the price elasticity of demand?", "Is demand elastic or inelastic over this price change?")
+    )
+    answer = (
+        f"Quantity changed by {dq * 100:.1f}% and price by {dp * 100:.1f}%, so elasticity is "
+        f"{dq * 100:.1f} / {dp * 100:.1f} = {e:.2f}. Since |{e:.2f}| is "
+        f"{'greater' if abs(e) > 1 else 'less'} than 1, demand is "
+        f"{'elastic' if abs(e) > 1 else 'inelastic'} here."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
 def _doubling(rng: random.Random) -> AnalysisSample:
-    what = rng.choice(("the town's population", "the bacterial culture", "the fund's assets",
-                       "the number of charging points", "the bee colony count"))
+    what = rng.choice(
+        (
+            "the town's population",
+            "the bacterial culture",
+            "the fund's assets",
+            "the number of charging points",
+            "the bee colony count",
+        )
+    )
     g = round(rng.uniform(0.8, 14), 1)
-    context = _analysis_frame(rng, f"Over recent years {what} has grown at a steady {g}% per year.",
-                              science=rng.random() < 0.5)
+    context = _analysis_frame(
+        rng, f"Over recent years {what} has grown at a steady {g}% per year.", science=rng.random() < 0.5
+    )
     question = rng.choice(("Roughly how long until it doubles?", f"Estimate the doubling time of {what}."))
     rule_of_70 = 70 / g
-    answer = (f"By the rule of 70, doubling time is about 70 / {g} = {rule_of_70:.1f} years. The exact "
-              f"value, ln 2 / ln(1 + {g / 100:.3f}), is close to that for rates this small.")
+    answer = (
+        f"By the rule of 70, doubling time is about 70 / {g} = {rule_of_70:.1f} years. The exact "
+        f"value, ln 2 / ln(1 + {g / 100:.3f}), is close to that for rates this small."
+    )
     return AnalysisSample(question, context, _with_caveat(rng, answer))
 
 
@@ -3583,8 +4450,9 @@ def _analysis_content(sample: AnalysisSample) -> str:
 
 
 def _clean_analysis_samples(rng: random.Random, count: int) -> list[AnalysisSample]:
-    return _distinct(rng, count, lambda i: _ANALYSIS_TEMPLATES[i % len(_ANALYSIS_TEMPLATES)](rng),
-                     _analysis_content)
+    return _distinct(
+        rng, count, lambda i: _ANALYSIS_TEMPLATES[i % len(_ANALYSIS_TEMPLATES)](rng), _analysis_content
+    )
 
 
 def _analysis_with_sentence(sample: AnalysisSample, sentence: str) -> AnalysisSample:
@@ -3609,8 +4477,9 @@ def _analysis_unsafe(rng: random.Random, category: str) -> AnalysisSample:
 
 
 def _analysis_recased(sample: AnalysisSample, rng: random.Random) -> AnalysisSample:
-    return AnalysisSample(_recased(sample.question, rng), _recased(sample.context, rng),
-                          _recased(sample.answer, rng))
+    return AnalysisSample(
+        _recased(sample.question, rng), _recased(sample.context, rng), _recased(sample.answer, rng)
+    )
 
 
 def _analysis_near_copy(sample: AnalysisSample, rng: random.Random) -> AnalysisSample:
@@ -3680,8 +4549,20 @@ def _council_facts(rng: random.Random) -> dict[str, str]:
 
 def _festival_facts(rng: random.Random) -> dict[str, str]:
     town = _town(rng)
-    theme = rng.choice(("Lantern", "Harvest", "Kite", "Folk Music", "Street Food", "Storytelling", "Jazz",
-                        "Puppet", "Cider", "Glassblowing"))
+    theme = rng.choice(
+        (
+            "Lantern",
+            "Harvest",
+            "Kite",
+            "Folk Music",
+            "Street Food",
+            "Storytelling",
+            "Jazz",
+            "Puppet",
+            "Cider",
+            "Glassblowing",
+        )
+    )
     return {
         "town": town, "festival": f"the {town} {theme} Festival",
         "visitors": f"{rng.randint(3, 90) * 1000:,}",
@@ -3780,12 +4661,21 @@ def _study_facts(rng: random.Random) -> dict[str, str]:
 
 
 def _discovery_facts(rng: random.Random) -> dict[str, str]:
-    find = rng.choice(("a new species of ground beetle", "a previously unknown orchid",
-                       "the wreck of a nineteenth-century schooner", "a hoard of Bronze Age bracelets",
-                       "a trail of fossil footprints", "a painted cave chamber", "a Roman milestone",
-                       "a colony of rare freshwater mussels"))
-    institution = rng.choice((f"the University of {_town(rng)}", "the national museum",
-                              f"the {_town(rng)} Field Society"))
+    find = rng.choice(
+        (
+            "a new species of ground beetle",
+            "a previously unknown orchid",
+            "the wreck of a nineteenth-century schooner",
+            "a hoard of Bronze Age bracelets",
+            "a trail of fossil footprints",
+            "a painted cave chamber",
+            "a Roman milestone",
+            "a colony of rare freshwater mussels",
+        )
+    )
+    institution = rng.choice(
+        (f"the University of {_town(rng)}", "the national museum", f"the {_town(rng)} Field Society")
+    )
     return {
         "find": find, "town": _town(rng), "institution": institution,
         "age": rng.choice(("150", "2,800", "3,500", "1,900", "40,000", "120")),
@@ -3826,225 +4716,310 @@ def _drought_facts(rng: random.Random) -> dict[str, str]:
 _TOPICS: tuple[_Topic, ...] = (
     _Topic(
         _council_facts,
-        titles=("{town} council approves plan for {project_short}",
-                "Green light for {project_short} in {town}",
-                "{town} votes {votes_for} to {votes_against} for {project_short}"),
-        leads=("Councillors in {town} voted {votes_for} to {votes_against} on {weekday} to approve "
-               "{project}, a scheme expected to cost {budget} million {currency}.",
-               "{town} council has approved {project} after a {hours}-hour debate, with {votes_for} members "
-               "in favour and {votes_against} against; the plan is budgeted at {budget} million {currency}."),
-        keys=("Supporters argued that {project_short} would {benefit}.",
-              "Work is due to start in {start_month}, and the council expects {project_short} to be finished "
-              "by {year_done}."),
-        body=("{opponent}, who voted against, said the money would be better spent on {alt}.",
-              "The proposal drew {big} written comments during a {small}-week consultation.",
-              "About {pct} percent of the cost will be covered by a regional grant, with the rest borrowed "
-              "over {num} years.",
-              "{councillor}, who chairs the planning committee, called the vote a {adj} but necessary step.",
-              "Residents living near {street} will be offered {mitigation} while work is under way.",
-              "An earlier version of the scheme was rejected in {year} after its cost estimate rose.",
-              "Shop owners on {street} have asked for extra signage and loading bays during construction.",
-              "Engineers who surveyed the site in {month} found old {noun} foundations that will need to be "
-              "removed.",
-              "The council will publish monthly progress reports and hold open evenings at the {noun} "
-              "community hall.",
-              "Opposition members plan to ask for an independent review of the cost estimates.",
-              "The nearest comparable project, in {town2}, came in {pct} percent over budget."),
-        summaries=("{town} councillors voted {votes_for}-{votes_against} to approve {project}, costing about "
-                   "{budget} million {currency}. Work starts in {start_month} and should finish by "
-                   "{year_done}.",
-                   "{town} has approved {project} for {budget} million {currency}; supporters say it will "
-                   "{benefit}, and completion is expected by {year_done}."),
+        titles=(
+            "{town} council approves plan for {project_short}",
+            "Green light for {project_short} in {town}",
+            "{town} votes {votes_for} to {votes_against} for {project_short}",
+        ),
+        leads=(
+            "Councillors in {town} voted {votes_for} to {votes_against} on {weekday} to approve "
+            "{project}, a scheme expected to cost {budget} million {currency}.",
+            "{town} council has approved {project} after a {hours}-hour debate, with {votes_for} members "
+            "in favour and {votes_against} against; the plan is budgeted at {budget} million {currency}.",
+        ),
+        keys=(
+            "Supporters argued that {project_short} would {benefit}.",
+            "Work is due to start in {start_month}, and the council expects {project_short} to be finished "
+            "by {year_done}.",
+        ),
+        body=(
+            "{opponent}, who voted against, said the money would be better spent on {alt}.",
+            "The proposal drew {big} written comments during a {small}-week consultation.",
+            "About {pct} percent of the cost will be covered by a regional grant, with the rest borrowed "
+            "over {num} years.",
+            "{councillor}, who chairs the planning committee, called the vote a {adj} but necessary step.",
+            "Residents living near {street} will be offered {mitigation} while work is under way.",
+            "An earlier version of the scheme was rejected in {year} after its cost estimate rose.",
+            "Shop owners on {street} have asked for extra signage and loading bays during construction.",
+            "Engineers who surveyed the site in {month} found old {noun} foundations that will need to be "
+            "removed.",
+            "The council will publish monthly progress reports and hold open evenings at the {noun} "
+            "community hall.",
+            "Opposition members plan to ask for an independent review of the cost estimates.",
+            "The nearest comparable project, in {town2}, came in {pct} percent over budget.",
+        ),
+        summaries=(
+            "{town} councillors voted {votes_for}-{votes_against} to approve {project}, costing about "
+            "{budget} million {currency}. Work starts in {start_month} and should finish by "
+            "{year_done}.",
+            "{town} has approved {project} for {budget} million {currency}; supporters say it will "
+            "{benefit}, and completion is expected by {year_done}.",
+        ),
     ),
     _Topic(
         _festival_facts,
-        titles=("Record crowds at {festival}", "{festival} draws {visitors} visitors",
-                "{town} festival raises {raised} {currency} for {cause}"),
-        leads=("More than {visitors} people attended {festival} over {days} days, organisers said on "
-               "{weekday}, the best turnout since it began in {founded}.",
-               "{festival} ended on {weekday} after {days} days, with organisers counting more than "
-               "{visitors} visitors."),
+        titles=(
+            "Record crowds at {festival}",
+            "{festival} draws {visitors} visitors",
+            "{town} festival raises {raised} {currency} for {cause}",
+        ),
+        leads=(
+            "More than {visitors} people attended {festival} over {days} days, organisers said on "
+            "{weekday}, the best turnout since it began in {founded}.",
+            "{festival} ended on {weekday} after {days} days, with organisers counting more than "
+            "{visitors} visitors.",
+        ),
         keys=("The event raised {raised} {currency} for {cause}.", "Highlights included {headline}."),
-        body=("Volunteers from {num} local groups ran stalls along {street}.",
-              "Organiser {organiser} said the team ran out of {supply} on the second day.",
-              "Traffic was diverted around the {noun} for most of the weekend.",
-              "Cafés near the square reported takings up by as much as {pct} percent.",
-              "A {adj} parade closed the final evening.",
-              "Workshops for children sold out within hours of opening.",
-              "Some residents complained about noise late into the night near {street}.",
-              "Next year's dates will be announced in {month}.",
-              "Bus operators added {small} extra services each evening.",
-              "Lost property included {num} umbrellas and a {adj} {noun}."),
-        summaries=("{festival} drew more than {visitors} visitors over {days} days and raised {raised} "
-                   "{currency} for {cause}.",
-                   "More than {visitors} people came to {festival}, which raised {raised} {currency} for "
-                   "{cause}. Highlights included {headline}."),
+        body=(
+            "Volunteers from {num} local groups ran stalls along {street}.",
+            "Organiser {organiser} said the team ran out of {supply} on the second day.",
+            "Traffic was diverted around the {noun} for most of the weekend.",
+            "Cafés near the square reported takings up by as much as {pct} percent.",
+            "A {adj} parade closed the final evening.",
+            "Workshops for children sold out within hours of opening.",
+            "Some residents complained about noise late into the night near {street}.",
+            "Next year's dates will be announced in {month}.",
+            "Bus operators added {small} extra services each evening.",
+            "Lost property included {num} umbrellas and a {adj} {noun}.",
+        ),
+        summaries=(
+            "{festival} drew more than {visitors} visitors over {days} days and raised {raised} "
+            "{currency} for {cause}.",
+            "More than {visitors} people came to {festival}, which raised {raised} {currency} for "
+            "{cause}. Highlights included {headline}.",
+        ),
     ),
     _Topic(
         _earnings_facts,
-        titles=("{company} revenue {direction} {change}% in {quarter} quarter",
-                "{company} reports {quarter}-quarter results"),
-        leads=("{company}, the {industry} group based in {town}, reported revenue of {revenue} million "
-               "{currency} for the {quarter_long}, {direction} {change} percent on a year earlier.",),
-        keys=("Net profit came in at {profit} million {currency}, which the company put down mainly to "
-              "{driver}.",
-              "Chief executive {ceo} said the company expects {outlook}."),
-        body=("Shares in the company {share_move} {share_pct} percent in early trading.",
-              "The group employs about {big} people across {small} sites.",
-              "Analysts had pencilled in slightly weaker numbers before the release.",
-              "Spending on research rose to {num} million {currency}.",
-              "The board proposed a dividend of {small}.{num} {currency} per share.",
-              "Costs for packaging and freight rose during the quarter.",
-              "Its smallest division grew fastest, helped by orders from {town2}.",
-              "Management repeated its target of a {pct} percent operating margin within three years.",
-              "The company also confirmed it is looking for a new warehouse near {town2}."),
-        summaries=("{company} reported {quarter_long} revenue of {revenue} million {currency}, {direction} "
-                   "{change}% year on year, with net profit of {profit} million. {ceo} said the company "
-                   "expects {outlook}.",
-                   "Revenue at {company} was {direction} {change}% to {revenue} million {currency} in the "
-                   "{quarter_long}, helped mainly by {driver}."),
+        titles=(
+            "{company} revenue {direction} {change}% in {quarter} quarter",
+            "{company} reports {quarter}-quarter results",
+        ),
+        leads=(
+            "{company}, the {industry} group based in {town}, reported revenue of {revenue} million "
+            "{currency} for the {quarter_long}, {direction} {change} percent on a year earlier.",
+        ),
+        keys=(
+            "Net profit came in at {profit} million {currency}, which the company put down mainly to "
+            "{driver}.",
+            "Chief executive {ceo} said the company expects {outlook}.",
+        ),
+        body=(
+            "Shares in the company {share_move} {share_pct} percent in early trading.",
+            "The group employs about {big} people across {small} sites.",
+            "Analysts had pencilled in slightly weaker numbers before the release.",
+            "Spending on research rose to {num} million {currency}.",
+            "The board proposed a dividend of {small}.{num} {currency} per share.",
+            "Costs for packaging and freight rose during the quarter.",
+            "Its smallest division grew fastest, helped by orders from {town2}.",
+            "Management repeated its target of a {pct} percent operating margin within three years.",
+            "The company also confirmed it is looking for a new warehouse near {town2}.",
+        ),
+        summaries=(
+            "{company} reported {quarter_long} revenue of {revenue} million {currency}, {direction} "
+            "{change}% year on year, with net profit of {profit} million. {ceo} said the company "
+            "expects {outlook}.",
+            "Revenue at {company} was {direction} {change}% to {revenue} million {currency} in the "
+            "{quarter_long}, helped mainly by {driver}.",
+        ),
     ),
     _Topic(
         _launch_facts,
-        titles=("{company} unveils the {product}",
-                "{company}'s new {category} goes on sale in {launch_month}"),
-        leads=("{company} has unveiled the {product}, a {category} priced at {price} {currency}, which goes "
-               "on sale in {launch_month}.",),
-        keys=("The company says its main selling points are {feature1} and {feature2}.",
-              "It will first be sold in {markets}."),
-        body=("Design lead {designer} said the team built {num} prototypes before settling on the final "
-              "shape.",
-              "Early reviewers praised the {adj} finish but questioned the price.",
-              "Production will take place at the company's plant in {town2}.",
-              "A cheaper version is planned for next {season}.",
-              "Pre-orders opened on {weekday} and the first batch of {big} units sold out within {small} "
-              "hours.",
-              "The product carries a {small}-year warranty.",
-              "Rival makers have launched similar products in the past year.",
-              "Repair parts will be available for at least {num} years, the company said.",
-              "The colour options include {colour} and {adj} grey."),
-        summaries=("{company} has launched the {product}, a {price} {currency} {category} with {feature1} "
-                   "and {feature2}, on sale from {launch_month}.",
-                   "The {product}, a new {category} from {company}, goes on sale in {markets} in "
-                   "{launch_month} for {price} {currency}."),
+        titles=(
+            "{company} unveils the {product}",
+            "{company}'s new {category} goes on sale in {launch_month}",
+        ),
+        leads=(
+            "{company} has unveiled the {product}, a {category} priced at {price} {currency}, which goes "
+            "on sale in {launch_month}.",
+        ),
+        keys=(
+            "The company says its main selling points are {feature1} and {feature2}.",
+            "It will first be sold in {markets}.",
+        ),
+        body=(
+            "Design lead {designer} said the team built {num} prototypes before settling on the final shape.",
+            "Early reviewers praised the {adj} finish but questioned the price.",
+            "Production will take place at the company's plant in {town2}.",
+            "A cheaper version is planned for next {season}.",
+            "Pre-orders opened on {weekday} and the first batch of {big} units sold out within {small} "
+            "hours.",
+            "The product carries a {small}-year warranty.",
+            "Rival makers have launched similar products in the past year.",
+            "Repair parts will be available for at least {num} years, the company said.",
+            "The colour options include {colour} and {adj} grey.",
+        ),
+        summaries=(
+            "{company} has launched the {product}, a {price} {currency} {category} with {feature1} "
+            "and {feature2}, on sale from {launch_month}.",
+            "The {product}, a new {category} from {company}, goes on sale in {markets} in "
+            "{launch_month} for {price} {currency}.",
+        ),
     ),
     _Topic(
         _expansion_facts,
         titles=("{company} to open {facility} in {site}", "{jobs} jobs promised as {company} picks {site}"),
-        leads=("{company} will build a {facility} in {site}, creating about {jobs} jobs, the company "
-               "announced on {weekday}.",),
-        keys=("The project represents an investment of {investment} million {currency}, and the site is "
-              "expected to open in {open_year}.",),
-        body=("The facility will occupy {former}.",
-              "Local official {official} called it the largest private investment in the area for a decade.",
-              "Training places will be offered through the college in {town2}.",
-              "Unions welcomed the news but asked for guarantees on pay.",
-              "The company considered {small} other locations before choosing {site}.",
-              "Construction traffic will use a new access road from the {noun} roundabout.",
-              "Environmental groups want the building to include {green_feature}.",
-              "About {pct} percent of the new roles will be skilled technical positions.",
-              "Housing officials warned that rents in {site} could rise as workers arrive."),
-        summaries=("{company} plans a {investment} million {currency} {facility} in {site}, creating about "
-                   "{jobs} jobs and opening in {open_year}.",),
+        leads=(
+            "{company} will build a {facility} in {site}, creating about {jobs} jobs, the company "
+            "announced on {weekday}.",
+        ),
+        keys=(
+            "The project represents an investment of {investment} million {currency}, and the site is "
+            "expected to open in {open_year}.",
+        ),
+        body=(
+            "The facility will occupy {former}.",
+            "Local official {official} called it the largest private investment in the area for a decade.",
+            "Training places will be offered through the college in {town2}.",
+            "Unions welcomed the news but asked for guarantees on pay.",
+            "The company considered {small} other locations before choosing {site}.",
+            "Construction traffic will use a new access road from the {noun} roundabout.",
+            "Environmental groups want the building to include {green_feature}.",
+            "About {pct} percent of the new roles will be skilled technical positions.",
+            "Housing officials warned that rents in {site} could rise as workers arrive.",
+        ),
+        summaries=(
+            "{company} plans a {investment} million {currency} {facility} in {site}, creating about "
+            "{jobs} jobs and opening in {open_year}.",
+        ),
     ),
     _Topic(
         _study_facts,
         titles=("Study links {short}", "Researchers connect {short}"),
-        leads=("Researchers at {institution} found that {finding}, in a study of {participants} participants "
-               "followed for {duration} months.",),
-        keys=("The difference amounted to about {effect} percent, according to the paper published in the "
-              "{journal}.",
-              "Lead author {author} cautioned that the study shows an association, not proof of cause."),
-        body=("Participants were recruited through local clinics and community centres in {town}.",
-              "The team adjusted for age, income and {confounder}.",
-              "A similar study in {town2} found a smaller effect.",
-              "The research was funded by a charitable trust based in {town}.",
-              "The authors plan a follow-up trial with {big} volunteers next {season}.",
-              "Independent experts described the sample as {adj} but said the method was sound.",
-              "Dropout was low, with {small} percent leaving before the end.",
-              "Data were collected with wrist-worn sensors and short weekly questionnaires."),
-        summaries=("A study of {participants} people over {duration} months at {institution} found that "
-                   "{finding}, a difference of about {effect}%. The authors stress it shows an association, "
-                   "not causation.",
-                   "Researchers at {institution} report that {finding}; the effect was about {effect}% in "
-                   "{participants} participants."),
+        leads=(
+            "Researchers at {institution} found that {finding}, in a study of {participants} participants "
+            "followed for {duration} months.",
+        ),
+        keys=(
+            "The difference amounted to about {effect} percent, according to the paper published in the "
+            "{journal}.",
+            "Lead author {author} cautioned that the study shows an association, not proof of cause.",
+        ),
+        body=(
+            "Participants were recruited through local clinics and community centres in {town}.",
+            "The team adjusted for age, income and {confounder}.",
+            "A similar study in {town2} found a smaller effect.",
+            "The research was funded by a charitable trust based in {town}.",
+            "The authors plan a follow-up trial with {big} volunteers next {season}.",
+            "Independent experts described the sample as {adj} but said the method was sound.",
+            "Dropout was low, with {small} percent leaving before the end.",
+            "Data were collected with wrist-worn sensors and short weekly questionnaires.",
+        ),
+        summaries=(
+            "A study of {participants} people over {duration} months at {institution} found that "
+            "{finding}, a difference of about {effect}%. The authors stress it shows an association, "
+            "not causation.",
+            "Researchers at {institution} report that {finding}; the effect was about {effect}% in "
+            "{participants} participants.",
+        ),
     ),
     _Topic(
         _discovery_facts,
         titles=("Discovery near {town}: {find}", "Team uncovers {find} near {town}"),
-        leads=("A team from {institution} has found {find} near {town}, in what they call the most important "
-               "discovery in the region for {decades} decades.",),
-        keys=("Initial dating suggests the find is about {age} years old.",
-              "It was spotted by {finder} during a survey of {place}."),
-        body=("The exact location is being kept secret to deter collectors.",
-              "Specialists from {town2} will spend the {season} recording the site.",
-              "Local schoolchildren have been invited to name the find.",
-              "Similar finds in the region are rare, with only {small} recorded before.",
-              "The landowner said they were astonished by the attention.",
-              "Samples have been sent for laboratory analysis, with results expected in {month}.",
-              "Volunteers sifted through about {num} tonnes of soil by hand.",
-              "The team hopes to put some of the material on display at the {noun} museum."),
-        summaries=("A team from {institution} has found {find} near {town}, thought to be about {age} years "
-                   "old.",
-                   "{finder} spotted {find} near {town} during a survey of {place}; initial dating puts it "
-                   "at about {age} years old."),
+        leads=(
+            "A team from {institution} has found {find} near {town}, in what they call the most important "
+            "discovery in the region for {decades} decades.",
+        ),
+        keys=(
+            "Initial dating suggests the find is about {age} years old.",
+            "It was spotted by {finder} during a survey of {place}.",
+        ),
+        body=(
+            "The exact location is being kept secret to deter collectors.",
+            "Specialists from {town2} will spend the {season} recording the site.",
+            "Local schoolchildren have been invited to name the find.",
+            "Similar finds in the region are rare, with only {small} recorded before.",
+            "The landowner said they were astonished by the attention.",
+            "Samples have been sent for laboratory analysis, with results expected in {month}.",
+            "Volunteers sifted through about {num} tonnes of soil by hand.",
+            "The team hopes to put some of the material on display at the {noun} museum.",
+        ),
+        summaries=(
+            "A team from {institution} has found {find} near {town}, thought to be about {age} years old.",
+            "{finder} spotted {find} near {town} during a survey of {place}; initial dating puts it "
+            "at about {age} years old.",
+        ),
     ),
     _Topic(
         _storm_facts,
         titles=("Storm {name} floods homes in {town}", "{town} counts the cost of Storm {name}"),
-        leads=("Storm {name} brought {rain} mm of rain and gusts of up to {wind} km/h to {town} on "
-               "{weekday}, flooding {homes} homes.",),
-        keys=("At the peak about {outage} households were without power, and officials expect repairs to "
-              "take {weeks} weeks.",),
-        body=("The River {river} burst its banks near the {noun}.",
-              "{road} was closed for most of the day after trees came down.",
-              "Emergency crews rescued {small} people from cars stranded in floodwater.",
-              "Schools across the district stayed closed on {weekday}.",
-              "{official}, who leads the council's emergency team, praised volunteers who filled sandbags "
-              "overnight.",
-              "Insurers said claims could take months to settle.",
-              "A rest centre opened at the {noun} sports hall for families unable to return home.",
-              "Forecasters said it was the wettest day recorded in the area since {year}.",
-              "Farmers reported that fields near the {river} were under water."),
-        summaries=("Storm {name} dumped {rain} mm of rain on {town}, flooding {homes} homes and cutting "
-                   "power to about {outage} households; repairs may take {weeks} weeks.",
-                   "{homes} homes in {town} were flooded when Storm {name} brought {rain} mm of rain and "
-                   "{wind} km/h gusts."),
+        leads=(
+            "Storm {name} brought {rain} mm of rain and gusts of up to {wind} km/h to {town} on "
+            "{weekday}, flooding {homes} homes.",
+        ),
+        keys=(
+            "At the peak about {outage} households were without power, and officials expect repairs to "
+            "take {weeks} weeks.",
+        ),
+        body=(
+            "The River {river} burst its banks near the {noun}.",
+            "{road} was closed for most of the day after trees came down.",
+            "Emergency crews rescued {small} people from cars stranded in floodwater.",
+            "Schools across the district stayed closed on {weekday}.",
+            "{official}, who leads the council's emergency team, praised volunteers who filled sandbags "
+            "overnight.",
+            "Insurers said claims could take months to settle.",
+            "A rest centre opened at the {noun} sports hall for families unable to return home.",
+            "Forecasters said it was the wettest day recorded in the area since {year}.",
+            "Farmers reported that fields near the {river} were under water.",
+        ),
+        summaries=(
+            "Storm {name} dumped {rain} mm of rain on {town}, flooding {homes} homes and cutting "
+            "power to about {outage} households; repairs may take {weeks} weeks.",
+            "{homes} homes in {town} were flooded when Storm {name} brought {rain} mm of rain and "
+            "{wind} km/h gusts.",
+        ),
     ),
     _Topic(
         _heat_facts,
         titles=("{town} breaks temperature record", "Heatwave grips {town} for {days} days"),
-        leads=("Temperatures in {town} reached {temp}C on {weekday}, beating the previous record of "
-               "{old_record}C set in {old_year}.",),
-        keys=("The hot spell has now lasted {days} days, and reservoir levels have dropped to {reservoir} "
-              "percent.",),
-        body=("Hospitals reported {admissions} heat-related admissions over the week.",
-              "{official} urged people to check on elderly neighbours.",
-              "Rail services ran at reduced speed because of fears that tracks could buckle.",
-              "The council opened cool rooms in libraries and the {noun} community centre.",
-              "Outdoor workers were told to start early and stop by midday.",
-              "Ice-cream vans reported record trade near {street}.",
-              "Firefighters dealt with {small} grass fires on the edge of town.",
-              "Forecasters expect cooler air to arrive by {weekday}."),
-        summaries=("{town} recorded {temp}C, breaking the {old_year} record of {old_record}C, in a heatwave "
-                   "now {days} days long that has left reservoirs at {reservoir}%.",),
+        leads=(
+            "Temperatures in {town} reached {temp}C on {weekday}, beating the previous record of "
+            "{old_record}C set in {old_year}.",
+        ),
+        keys=(
+            "The hot spell has now lasted {days} days, and reservoir levels have dropped to {reservoir} "
+            "percent.",
+        ),
+        body=(
+            "Hospitals reported {admissions} heat-related admissions over the week.",
+            "{official} urged people to check on elderly neighbours.",
+            "Rail services ran at reduced speed because of fears that tracks could buckle.",
+            "The council opened cool rooms in libraries and the {noun} community centre.",
+            "Outdoor workers were told to start early and stop by midday.",
+            "Ice-cream vans reported record trade near {street}.",
+            "Firefighters dealt with {small} grass fires on the edge of town.",
+            "Forecasters expect cooler air to arrive by {weekday}.",
+        ),
+        summaries=(
+            "{town} recorded {temp}C, breaking the {old_year} record of {old_record}C, in a heatwave "
+            "now {days} days long that has left reservoirs at {reservoir}%.",
+        ),
     ),
     _Topic(
         _drought_facts,
-        titles=("Hosepipe ban for {town} as reservoirs fall",
-                "{town} faces drought after dry {months} months"),
-        leads=("{utility} will ban hosepipe use in {town} from {ban_date} after {months} months of rainfall "
-               "at just {rain_pct} percent of the usual level.",),
+        titles=(
+            "Hosepipe ban for {town} as reservoirs fall",
+            "{town} faces drought after dry {months} months",
+        ),
+        leads=(
+            "{utility} will ban hosepipe use in {town} from {ban_date} after {months} months of rainfall "
+            "at just {rain_pct} percent of the usual level.",
+        ),
         keys=("Reservoirs serving the area are {reservoir} percent full.",),
-        body=("About {farmers} farmers have applied for emergency extraction permits.",
-              "{official} of {utility} said leaks were being fixed as fast as crews could find them.",
-              "Gardeners have been asked to reuse bath water on plants.",
-              "Boating on the {noun} lake has been suspended.",
-              "The last ban of this kind in the area was in {year}.",
-              "Fish were moved from shrinking ponds by volunteers from {town2}.",
-              "Anyone ignoring the ban could be fined, though officials said warnings would come first."),
-        summaries=("{town} faces a hosepipe ban from {ban_date} after {months} months of low rainfall left "
-                   "reservoirs {reservoir}% full.",),
+        body=(
+            "About {farmers} farmers have applied for emergency extraction permits.",
+            "{official} of {utility} said leaks were being fixed as fast as crews could find them.",
+            "Gardeners have been asked to reuse bath water on plants.",
+            "Boating on the {noun} lake has been suspended.",
+            "The last ban of this kind in the area was in {year}.",
+            "Fish were moved from shrinking ponds by volunteers from {town2}.",
+            "Anyone ignoring the ban could be fined, though officials said warnings would come first.",
+        ),
+        summaries=(
+            "{town} faces a hosepipe ban from {ban_date} after {months} months of low rainfall left "
+            "reservoirs {reservoir}% full.",
+        ),
     ),
 )
 
@@ -4075,12 +5050,16 @@ _QUOTES = (
     "The details matter more than the headline", "My grandmother would have loved to see it",
     "We need clear answers, not more promises", "This is what {town} does best",
 )  # fmt: skip
-_QUOTE_FRAMES = ('"{quote}," said {person}.', '"{quote}," {person} told reporters.',
-                 '{person} put it simply: "{quote}."')
+_QUOTE_FRAMES = (
+    '"{quote}," said {person}.',
+    '"{quote}," {person} told reporters.',
+    '{person} put it simply: "{quote}."',
+)
 
 
-def _article_sentences(rng: random.Random, topic: _Topic, facts: dict[str, str],
-                       target_words: int) -> list[str]:
+def _article_sentences(
+    rng: random.Random, topic: _Topic, facts: dict[str, str], target_words: int
+) -> list[str]:
     sentences = [_fill(rng, rng.choice(topic.leads), facts)] + [_fill(rng, k, facts) for k in topic.keys]
     pool = list(topic.body) + rng.sample(_GENERIC_BODY, 5)
     rng.shuffle(pool)
@@ -4140,8 +5119,9 @@ def _article_repetitive(rng: random.Random, i: int) -> ArticleSample:
 
 def _article_mojibake(rng: random.Random, i: int) -> ArticleSample:
     base = _article_sample(rng, rng.choice(_TOPICS))
-    return replace(base, title=_mojibake(base.title + " — café edition"),
-                   article=_mojibake_text(base.article, rng))
+    return replace(
+        base, title=_mojibake(base.title + " — café edition"), article=_mojibake_text(base.article, rng)
+    )
 
 
 def _article_unsafe(rng: random.Random, category: str) -> ArticleSample:
@@ -4149,8 +5129,9 @@ def _article_unsafe(rng: random.Random, category: str) -> ArticleSample:
 
 
 def _article_recased(sample: ArticleSample, rng: random.Random) -> ArticleSample:
-    return ArticleSample(_recased(sample.title, rng), _recased(sample.article, rng),
-                         _recased(sample.summary, rng))
+    return ArticleSample(
+        _recased(sample.title, rng), _recased(sample.article, rng), _recased(sample.summary, rng)
+    )
 
 
 def _article_near_copy(sample: ArticleSample, rng: random.Random) -> ArticleSample:
@@ -4212,8 +5193,11 @@ _STORY_LINES = (
 )  # fmt: skip
 # Questions keep their "?"; statements before a speech tag end in a comma instead of a full stop.
 _QUESTION_TAGS = ('"{line}" {name} asked.', '"{line}" someone called from the {place}.')
-_STATEMENT_TAGS = ('"{line_comma}" said the {job}.', '{name} whispered, "{line}"',
-                   '"{line_comma}" someone called from the {place}.')
+_STATEMENT_TAGS = (
+    '"{line_comma}" said the {job}.',
+    '{name} whispered, "{line}"',
+    '"{line_comma}" someone called from the {place}.',
+)
 _STORY_ENDINGS = (
     "By morning the {object} was gone, and {name} decided not to mention it to anyone.",
     "{name} laughed for the first time in weeks, and the sound surprised them both.",
@@ -4225,14 +5209,19 @@ _STORY_ENDINGS = (
     "And that, more or less, was how {name} came to keep bees.",
     "The last ferry left without them, and neither of them minded.",
 )  # fmt: skip
-_SMELLS = _words("woodsmoke cinnamon tar rain seaweed varnish oranges diesel lavender bread wet-wool "
-                 "pine-resin")
+_SMELLS = _words(
+    "woodsmoke cinnamon tar rain seaweed varnish oranges diesel lavender bread wet-wool pine-resin"
+)
 _SOUNDS = _words("whistle hum creak rattle hiss chime murmur clatter tapping drone")
 
 
 def _story(rng: random.Random) -> str:
-    facts = {"name": rng.choice(FIRST_NAMES), "job": rng.choice(_OCCUPATIONS).replace("-", " "),
-             "smell": rng.choice(_SMELLS).replace("-", " "), "sound": rng.choice(_SOUNDS)}
+    facts = {
+        "name": rng.choice(FIRST_NAMES),
+        "job": rng.choice(_OCCUPATIONS).replace("-", " "),
+        "smell": rng.choice(_SMELLS).replace("-", " "),
+        "sound": rng.choice(_SOUNDS),
+    }
     target = rng.randint(70, 230)
     sentences = [_fill(rng, rng.choice(_STORY_OPENINGS), facts)]
     middles = rng.sample(_STORY_MIDDLES, len(_STORY_MIDDLES))
@@ -4242,8 +5231,9 @@ def _story(rng: random.Random) -> str:
         if rng.random() < 0.25 and lines:
             line = _fill(rng, lines.pop(), facts)
             tags = _QUESTION_TAGS if line.endswith("?") else _STATEMENT_TAGS
-            sentence = _fill(rng, rng.choice(tags), {**facts, "line": line,
-                                                     "line_comma": line.rstrip(".") + ","})
+            sentence = _fill(
+                rng, rng.choice(tags), {**facts, "line": line, "line_comma": line.rstrip(".") + ","}
+            )
         else:
             sentence = _fill(rng, middles.pop(), facts)
         sentences.append(sentence)
@@ -4345,8 +5335,9 @@ def _normalized(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _distinct(rng: random.Random, count: int, make: Callable[[int], Sample],
-              content: Callable[[Sample], str]) -> list[Sample]:
+def _distinct(
+    rng: random.Random, count: int, make: Callable[[int], Sample], content: Callable[[Sample], str]
+) -> list[Sample]:
     """count samples with pairwise different normalised text, so planted duplicates are the only ones."""
     seen: set[str] = set()
     out: list[Sample] = []
@@ -4379,15 +5370,17 @@ class _DefectKit(Generic[Sample]):
     takes_pii: Callable[[Sample], bool] = lambda sample: True
 
 
-def _plant_defects(clean: list[Sample], kit: _DefectKit[Sample], rng: random.Random,
-                   multiplier: int) -> tuple[list[Sample], list[Sample]]:
+def _plant_defects(
+    clean: list[Sample], kit: _DefectKit[Sample], rng: random.Random, multiplier: int
+) -> tuple[list[Sample], list[Sample]]:
     """(clean samples with PII and bait rewritten in place, extra defective samples to interleave)."""
     samples = list(clean)
     n_pii, n_bait = MODIFIED_DEFECTS["pii"] * multiplier, MODIFIED_DEFECTS["bait"] * multiplier
     pii_slots = rng.sample([i for i, s in enumerate(samples) if kit.takes_pii(s)], n_pii)
     taken = set(pii_slots)
     bait_slots = rng.sample([i for i in range(len(samples)) if i not in taken], n_bait)
-    for slot, kind in zip(pii_slots, [k for k in PII_KINDS for _ in range(PII_PER_KIND * multiplier)]):
+    kinds = [k for k in PII_KINDS for _ in range(PII_PER_KIND * multiplier)]
+    for slot, kind in zip(pii_slots, kinds, strict=False):
         samples[slot] = kit.with_pii(samples[slot], kind, rng)
     for slot in bait_slots:
         samples[slot] = kit.with_bait(samples[slot], rng)
@@ -4486,8 +5479,11 @@ def _write_code(root: Path, rng: random.Random, clean_count: int, multiplier: in
     (root / CODE_SNIPPETS).write_bytes(b"\n".join(lines) + b"\n")
     # The prompt carries the input too: this source has no separate field for it.
     array = [
-        {"prompt": s.instruction + (f"\n\n{s.input}" if s.input else ""), "completion": s.output,
-         "lang": "python"}
+        {
+            "prompt": s.instruction + (f"\n\n{s.input}" if s.input else ""),
+            "completion": s.output,
+            "lang": "python",
+        }
         for s in extra_json
     ]
     (root / CODE_EXTRA).write_text(json.dumps(array, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -4499,8 +5495,10 @@ def _write_analysis(root: Path, rng: random.Random, clean_count: int, multiplier
     samples = _interleave(rng, clean, extras)
     rows: list[list[str]] = [[s.question, s.context, s.answer, "analysis"] for s in samples]
     # Rows that lost their trailing columns, as a hand-edited spreadsheet export produces.
-    short_rows = [[rows[rng.randrange(len(rows))][0], "Context was not exported."],
-                  ["What changed in the last quarter?"]]
+    short_rows = [
+        [rows[rng.randrange(len(rows))][0], "Context was not exported."],
+        ["What changed in the last quarter?"],
+    ]
     for short in short_rows[:CSV_ROWS_MISSING_COLUMNS]:
         rows.insert(rng.randint(0, len(rows)), short)
     buffer = io.StringIO()

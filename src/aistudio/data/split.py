@@ -86,6 +86,8 @@ def upsample_to_ratios(train: Sequence[Record], cfg: BalanceConfig, seed: int) -
     for domain, ratio in sorted(present.items()):
         records = _shuffled(by_domain[domain], seed, f"upsample:{domain}")
         missing = max(0, math.floor(total * ratio + 1e-9) - len(records))
-        out += [replace(records[i % len(records)], id=f"{records[i % len(records)].id}~{i // len(records) + 1}")
-                for i in range(missing)]
+        out += [
+            replace(records[i % len(records)], id=f"{records[i % len(records)].id}~{i // len(records) + 1}")
+            for i in range(missing)
+        ]
     return sorted(out, key=lambda r: (r.domain, r.id))

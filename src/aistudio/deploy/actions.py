@@ -205,7 +205,8 @@ def previous_pod_template(replicasets: dict[str, Any]) -> tuple[int, dict[str, A
     revisions.sort(key=lambda pair: pair[0])
     if len(revisions) < 2:
         raise UserError(
-            f"Rollout/{ROLLOUT_NAME} has {len(revisions)} revision(s) in the cluster; nothing earlier to roll back to"
+            f"Rollout/{ROLLOUT_NAME} has {len(revisions)} revision(s) in the cluster; nothing earlier to "
+            "roll back to"
         )
     revision, rs = revisions[-2]
     template = json.loads(json.dumps((rs.get("spec") or {}).get("template") or {}))

@@ -77,7 +77,8 @@ def promql_queries(window: str = DEFAULT_WINDOW, namespace: str | None = None) -
             f" / sum(increase(aistudio_requests_total{everything}{w}))"
         ),
         "p95_latency_s": (
-            f"histogram_quantile(0.95, sum by (le) (rate(aistudio_request_duration_seconds_bucket{everything}{w})))"
+            "histogram_quantile(0.95, sum by (le) "
+            f"(rate(aistudio_request_duration_seconds_bucket{everything}{w})))"
         ),
         "positive_feedback_rate": (
             f"(sum(increase(aistudio_feedback_total{positive}{w})) or vector(0))"
@@ -262,7 +263,8 @@ def find_breaches(
                 "positive_feedback_rate",
                 rate,
                 limit,
-                f"positive_feedback_rate {rate:.1%} < min_positive_feedback_rate {limit:.1%} ({ratings:.0f} ratings)",
+                f"positive_feedback_rate {rate:.1%} < min_positive_feedback_rate {limit:.1%} "
+                f"({ratings:.0f} ratings)",
             )
         )
     return breaches, skipped

@@ -281,7 +281,8 @@ def load_manifest(path: Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise UserError(
-            f"{path} does not exist; render it first: scripts/deploy_models.py render --overlay {path.stem} ..."
+            f"{path} does not exist; render it first: scripts/deploy_models.py render --overlay "
+            f"{path.stem} ..."
         )
     try:
         return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]

@@ -49,9 +49,15 @@ def bundle_dir(model: str) -> Path:
 
 
 def _adapters(model: str, domains: list[str]) -> dict[str, Path]:
-    found = {d: layout.lora_dir(model, d) for d in domains if (layout.lora_dir(model, d) / "adapter_config.json").exists()}
+    found = {
+        d: layout.lora_dir(model, d)
+        for d in domains
+        if (layout.lora_dir(model, d) / "adapter_config.json").exists()
+    }
     if not found:
-        raise UserError(f"{layout.lora_dir(model, '*')}: no trained LoRA adapter; run `dvc repro train_lora_adapters`")
+        raise UserError(
+            f"{layout.lora_dir(model, '*')}: no trained LoRA adapter; run `dvc repro train_lora_adapters`"
+        )
     return found
 
 
@@ -88,7 +94,9 @@ def serving_base_dir(params: Params, model: str) -> Path:
     info = read_variant_info(directory) if directory.exists() else None
     if info is None or info.get("status") != "ok":
         reason = (info or {}).get("reason", "not produced; run `dvc repro quantize_models`")
-        raise UserError(f"params.yaml: evaluation.serving_variant '{variant}' is unavailable for {model}: {reason}")
+        raise UserError(
+            f"params.yaml: evaluation.serving_variant '{variant}' is unavailable for {model}: {reason}"
+        )
     return directory
 
 
@@ -127,7 +135,9 @@ def _evaluate_forms(
             del tuned
     del adapter_set, base
     if cfg.serving_variant != "fp32":
-        quantized, q_tokenizer, _, q_family = load_variant(serving_base_dir(params, model), expect_model=model)
+        quantized, q_tokenizer, _, q_family = load_variant(
+            serving_base_dir(params, model), expect_model=model
+        )
         q_set = AdapterSet.load(quantized, q_family, adapters)
         for domain in domains:
             if domain in adapters:
@@ -174,15 +184,28 @@ def evaluate_model(
             model, load_split(processed_dir, "train"), BUNDLES_DIR / f".{model}-{REFERENCE_PROFILE}"
         )
         build_bundle(
-            bundle_dir(model), serving_base_dir(params, model), adapters, model,
-            _family_name(model), params.evaluation.serving_variant, candidate, manifest_lineage,
+            bundle_dir(model),
+            serving_base_dir(params, model),
+            adapters,
+            model,
+            _family_name(model),
+            params.evaluation.serving_variant,
+            candidate,
+            manifest_lineage,
             extra_files={REFERENCE_PROFILE: reference},
         )
         reference.unlink()
-        version = registry.register_bundle(registered, bundle_dir(model), run.info.run_id, {"aistudio.model": model})
+        version = registry.register_bundle(
+            registered, bundle_dir(model), run.info.run_id, {"aistudio.model": model}
+        )
         decision = registry.promote_if_better(registered, version, gate.passed, beats)
-        registration = {"registered_model": registered, "version": version, "decision": decision,
-                        "beats_champion": beats, "aliases": registry.aliases(registered)}
+        registration = {
+            "registered_model": registered,
+            "version": version,
+            "decision": decision,
+            "beats_champion": beats,
+            "aliases": registry.aliases(registered),
+        }
         log.info("%s: %s v%d %s", model, registered, version, decision)
     return ModelEvaluation(results, behaviour, gate, candidate, registration)
 

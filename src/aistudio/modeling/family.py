@@ -55,7 +55,9 @@ class ModelFamily(ABC):
 
     # --- building -------------------------------------------------------------------------------
     @abstractmethod
-    def build_tiny(self, arch: TinyArchitecture, tokenizer: PreTrainedTokenizerBase, seed: int) -> PreTrainedModel:
+    def build_tiny(
+        self, arch: TinyArchitecture, tokenizer: PreTrainedTokenizerBase, seed: int
+    ) -> PreTrainedModel:
         """A random-init model of this family sized by `arch`, its vocabulary from `tokenizer`."""
 
     # --- inputs ---------------------------------------------------------------------------------
@@ -77,7 +79,9 @@ class ModelFamily(ABC):
         """Token ids and labels for one example; None when it cannot fit in max_length."""
 
     @abstractmethod
-    def collate(self, features: Sequence[Encoded], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
+    def collate(
+        self, features: Sequence[Encoded], tokenizer: PreTrainedTokenizerBase
+    ) -> dict[str, torch.Tensor]:
         """A padded training batch."""
 
     # --- generation -----------------------------------------------------------------------------
@@ -118,12 +122,18 @@ class ModelFamily(ABC):
             **{k: v for k, v in sampling.items() if k != "do_sample" and v is not None},
             **extra,
         )
-        return [tokenizer.decode(ids, skip_special_tokens=True) for ids in self.decode_generated(tokenizer, batch, output)]
+        return [
+            tokenizer.decode(ids, skip_special_tokens=True)
+            for ids in self.decode_generated(tokenizer, batch, output)
+        ]
 
 
 def _pad_to(seqs: Sequence[Sequence[int]], value: int, left: bool = False) -> torch.Tensor:
     width = max(len(s) for s in seqs)
-    rows = [([value] * (width - len(s)) + list(s)) if left else (list(s) + [value] * (width - len(s))) for s in seqs]
+    rows = [
+        ([value] * (width - len(s)) + list(s)) if left else (list(s) + [value] * (width - len(s)))
+        for s in seqs
+    ]
     return torch.tensor(rows, dtype=torch.long)
 
 
@@ -140,7 +150,9 @@ class CausalFamily(ModelFamily):
     special_tokens = SpecialTokens(pad="<pad>", eos="<|endoftext|>", unk="<unk>", bos="<|endoftext|>")
     auto_class = AutoModelForCausalLM
 
-    def build_tiny(self, arch: TinyArchitecture, tokenizer: PreTrainedTokenizerBase, seed: int) -> PreTrainedModel:
+    def build_tiny(
+        self, arch: TinyArchitecture, tokenizer: PreTrainedTokenizerBase, seed: int
+    ) -> PreTrainedModel:
         torch.manual_seed(seed)
         config = PhiConfig(
             vocab_size=len(tokenizer),
@@ -173,7 +185,9 @@ class CausalFamily(ModelFamily):
         # Labels are masked by position, not by pad id, so EOS is learned even where pad == eos.
         return Encoded(prompt + target, masked + target)
 
-    def collate(self, features: Sequence[Encoded], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
+    def collate(
+        self, features: Sequence[Encoded], tokenizer: PreTrainedTokenizerBase
+    ) -> dict[str, torch.Tensor]:
         ids = [f.input_ids for f in features]
         return {
             "input_ids": _pad_to(ids, tokenizer.pad_token_id),
@@ -181,11 +195,19 @@ class CausalFamily(ModelFamily):
             "labels": _pad_to([f.labels for f in features], IGNORE_INDEX),
         }
 
-    def prompt_batch(self, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+    def prompt_batch(
+        self, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_length: int
+    ) -> dict[str, torch.Tensor]:
         # Left padding so every prompt ends where generation starts.
         tail = self.prompt_tail(tokenizer)
-        ids = [truncate_middle(self.token_ids(tokenizer, p), max_length, tail) or [tokenizer.eos_token_id] for p in prompts]
-        return {"input_ids": _pad_to(ids, tokenizer.pad_token_id, left=True), "attention_mask": _mask(ids, left=True)}
+        ids = [
+            truncate_middle(self.token_ids(tokenizer, p), max_length, tail) or [tokenizer.eos_token_id]
+            for p in prompts
+        ]
+        return {
+            "input_ids": _pad_to(ids, tokenizer.pad_token_id, left=True),
+            "attention_mask": _mask(ids, left=True),
+        }
 
     def decode_generated(
         self, tokenizer: PreTrainedTokenizerBase, batch: dict[str, torch.Tensor], output: torch.Tensor
@@ -203,7 +225,9 @@ class Seq2SeqFamily(ModelFamily):
     special_tokens = SpecialTokens(pad="<pad>", eos="</s>", unk="<unk>")
     auto_class = AutoModelForSeq2SeqLM
 
-    def build_tiny(self, arch: TinyArchitecture, tokenizer: PreTrainedTokenizerBase, seed: int) -> PreTrainedModel:
+    def build_tiny(
+        self, arch: TinyArchitecture, tokenizer: PreTrainedTokenizerBase, seed: int
+    ) -> PreTrainedModel:
         torch.manual_seed(seed)
         config = T5Config(
             vocab_size=len(tokenizer),
@@ -224,12 +248,16 @@ class Seq2SeqFamily(ModelFamily):
     def encode(
         self, example: Example, tokenizer: PreTrainedTokenizerBase, max_length: int, loss_on_output_only: bool
     ) -> Encoded | None:
-        source = truncate_middle(self.token_ids(tokenizer, example.prompt), max_length - 1, self.prompt_tail(tokenizer))
+        source = truncate_middle(
+            self.token_ids(tokenizer, example.prompt), max_length - 1, self.prompt_tail(tokenizer)
+        )
         source.append(tokenizer.eos_token_id)
         target = self.token_ids(tokenizer, example.target)[: max_length - 1] + [tokenizer.eos_token_id]
         return Encoded(source, target)
 
-    def collate(self, features: Sequence[Encoded], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
+    def collate(
+        self, features: Sequence[Encoded], tokenizer: PreTrainedTokenizerBase
+    ) -> dict[str, torch.Tensor]:
         ids = [f.input_ids for f in features]
         return {
             "input_ids": _pad_to(ids, tokenizer.pad_token_id),
@@ -237,9 +265,14 @@ class Seq2SeqFamily(ModelFamily):
             "labels": _pad_to([f.labels for f in features], IGNORE_INDEX),
         }
 
-    def prompt_batch(self, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+    def prompt_batch(
+        self, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_length: int
+    ) -> dict[str, torch.Tensor]:
         tail = self.prompt_tail(tokenizer)
-        ids = [truncate_middle(self.token_ids(tokenizer, p), max_length - 1, tail) + [tokenizer.eos_token_id] for p in prompts]
+        ids = [
+            truncate_middle(self.token_ids(tokenizer, p), max_length - 1, tail) + [tokenizer.eos_token_id]
+            for p in prompts
+        ]
         return {"input_ids": _pad_to(ids, tokenizer.pad_token_id), "attention_mask": _mask(ids)}
 
     def decode_generated(

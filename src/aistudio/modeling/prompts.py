@@ -31,7 +31,9 @@ def example_from_record(record: Mapping[str, Any]) -> Example:
     """Instruction records map to template → output; plain texts become a continuation task."""
     domain = str(record.get("domain", ""))
     if record.get("instruction") and record.get("output"):
-        return Example(render_prompt(record["instruction"], record.get("input", "")), record["output"], domain)
+        return Example(
+            render_prompt(record["instruction"], record.get("input", "")), record["output"], domain
+        )
     words = str(record.get("text", "")).split(" ")
     cut = max(1, int(len(words) * _CONTINUATION_SPLIT))
     return Example(CONTINUE_PREFIX + " ".join(words[:cut]), " ".join(words[cut:]), domain)

@@ -72,7 +72,7 @@ def _gpt2_byte_alphabet() -> dict[str, int]:
             printable.append(byte)
             chars.append(256 + extra)
             extra += 1
-    return {chr(c): b for b, c in zip(printable, chars)}
+    return {chr(c): b for b, c in zip(printable, chars, strict=False)}
 
 
 _BYTE_OF_CHAR = _gpt2_byte_alphabet()
@@ -226,7 +226,7 @@ class _NumericProfile(Strict):
             raise ValueError(
                 f"has {len(self.proportions)} proportions for {len(self.edges)} edges (needs edges + 1)"
             )
-        if any(b <= a for a, b in zip(self.edges, self.edges[1:])):
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
             raise ValueError("edges must be strictly increasing")
         return self
 
@@ -258,7 +258,10 @@ def profile_from_prompts(
     """The reference profile of (prompt, domain) pairs, featurised exactly as the server does per request."""
     fallback = byte_fallback_ids(vocab)
     return build_reference_profile(
-        (input_features(prompt, tokenize(prompt), unk_token_id, fallback, domain) for prompt, domain in prompts),
+        (
+            input_features(prompt, tokenize(prompt), unk_token_id, fallback, domain)
+            for prompt, domain in prompts
+        ),
         **profile_options,
     )
 

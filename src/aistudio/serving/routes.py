@@ -445,7 +445,12 @@ def _accept(
 async def completions(body: CompletionRequest, request: Request, caller: str = Depends(authorize)) -> Any:
     accepted = _accept(request, body, "cmpl", body.prompts, "prompt")
     state, request_id, jobs, deadline, headers = (
-        accepted.state, accepted.request_id, accepted.jobs, accepted.deadline, accepted.headers)
+        accepted.state,
+        accepted.request_id,
+        accepted.jobs,
+        accepted.deadline,
+        accepted.headers,
+    )
     model = body.model
     if body.stream:
         created = int(time.time())
@@ -480,7 +485,12 @@ async def chat_completions(
 ) -> Any:
     accepted = _accept(request, body, "chatcmpl", [render_chat(body.messages)], "messages")
     state, request_id, jobs, deadline, headers = (
-        accepted.state, accepted.request_id, accepted.jobs, accepted.deadline, accepted.headers)
+        accepted.state,
+        accepted.request_id,
+        accepted.jobs,
+        accepted.deadline,
+        accepted.headers,
+    )
     model = body.model
     if body.stream:
         created = int(time.time())

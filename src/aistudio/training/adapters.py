@@ -37,7 +37,9 @@ def lora_target_modules(family: ModelFamily, setting: list[str] | str) -> list[s
     if setting == "all-linear":
         return "all-linear"
     if isinstance(setting, str):
-        raise UserError(f"params.yaml: lora.target_modules must be 'family', 'all-linear' or a list (got '{setting}')")
+        raise UserError(
+            f"params.yaml: lora.target_modules must be 'family', 'all-linear' or a list (got '{setting}')"
+        )
     return list(setting)
 
 
@@ -60,7 +62,9 @@ def attach_lora(
     if adapter_name in BASE_ALIASES:
         raise UserError(f"adapter name '{adapter_name}' is reserved for the base model; choose another name")
     if cfg.qlora and not is_4bit(model):
-        raise UserError("params.yaml: lora.qlora is true but the base model is not 4-bit; load it with load_4bit_base")
+        raise UserError(
+            "params.yaml: lora.qlora is true but the base model is not 4-bit; load it with load_4bit_base"
+        )
     if is_4bit(model) and not cfg.qlora:
         raise UserError("params.yaml: lora.qlora is false but the base model is 4-bit; set lora.qlora: true")
     peft_config = PeftLoraConfig(
@@ -99,11 +103,17 @@ def qlora_available() -> tuple[bool, str]:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         # 64 wide: bitsandbytes' CPU 4-bit kernels fail on widths that are not a multiple of 64.
-        layer = bnb.nn.Linear4bit(64, 64, bias=False, compute_dtype=torch.float32, quant_type="nf4").to(device)
+        layer = bnb.nn.Linear4bit(64, 64, bias=False, compute_dtype=torch.float32, quant_type="nf4").to(
+            device
+        )
         with torch.no_grad():
             out = layer(torch.ones(2, 64, device=device))
     except Exception as exc:  # noqa: BLE001 - backend failures surface as RuntimeError, NotImplementedError, ...
-        return False, f"bitsandbytes {bnb.__version__} cannot run a 4-bit layer on {device}: {type(exc).__name__}: {exc}"
+        return (
+            False,
+            f"bitsandbytes {bnb.__version__} cannot run a 4-bit layer on {device}: {type(exc).__name__}: "
+            f"{exc}",
+        )
     if not getattr(layer.weight, "bnb_quantized", False):
         return False, f"bitsandbytes {bnb.__version__} did not quantize a 4-bit layer on {device}"
     if not bool(torch.isfinite(out).all()):
@@ -115,7 +125,9 @@ def qlora_load_kwargs() -> dict[str, Any]:
     """from_pretrained arguments for an nf4 (double-quantised) base with fp32 compute."""
     ok, reason = qlora_available()
     if not ok:
-        raise UserError(f"params.yaml: lora.qlora is true but {reason}; set lora.qlora: false on this machine")
+        raise UserError(
+            f"params.yaml: lora.qlora is true but {reason}; set lora.qlora: false on this machine"
+        )
     kwargs: dict[str, Any] = {"quantization_config": bnb_4bit_config(), "dtype": torch.float32}
     if not torch.cuda.is_available():
         kwargs["device_map"] = "cpu"
@@ -165,7 +177,9 @@ def save_adapter(peft_model: PeftModel, directory: Path, adapter_name: str = "de
 def _check_adapter_dir(name: str, path: Path, family: ModelFamily) -> None:
     missing = [f for f in ADAPTER_FILES if not (path / f).is_file()]
     if missing:
-        raise UserError(f"adapter '{name}': {path} lacks {', '.join(missing)} (run the lora stage: dvc repro)")
+        raise UserError(
+            f"adapter '{name}': {path} lacks {', '.join(missing)} (run the lora stage: dvc repro)"
+        )
     task = PeftConfig.from_pretrained(str(path)).task_type
     if task != family.peft_task_type:
         raise UserError(
@@ -183,7 +197,9 @@ class AdapterSet:
         self._active: str | None = model.active_adapter
 
     @classmethod
-    def load(cls, base_model: PreTrainedModel, family: ModelFamily, adapters: Mapping[str, Path]) -> AdapterSet:
+    def load(
+        cls, base_model: PreTrainedModel, family: ModelFamily, adapters: Mapping[str, Path]
+    ) -> AdapterSet:
         """Load every adapter in `adapters` (name → directory) onto `base_model`, in inference mode."""
         if not adapters:
             raise UserError("no adapters to load: pass at least one name → adapter directory")
@@ -211,7 +227,9 @@ class AdapterSet:
 
     def _check(self, name: str) -> None:
         if name not in self.model.peft_config:
-            raise UserError(f"unknown adapter '{name}': loaded adapters are {', '.join(self.names)} (or 'base')")
+            raise UserError(
+                f"unknown adapter '{name}': loaded adapters are {', '.join(self.names)} (or 'base')"
+            )
 
     def _enable(self, name: str) -> None:
         self.model.base_model.enable_adapter_layers()
@@ -252,7 +270,9 @@ class AdapterSet:
         return rows
 
     @torch.no_grad()
-    def forward(self, batch: Mapping[str, torch.Tensor], adapter_names: Sequence[str | None] | None = None) -> Any:
+    def forward(
+        self, batch: Mapping[str, torch.Tensor], adapter_names: Sequence[str | None] | None = None
+    ) -> Any:
         """One forward pass; `adapter_names` picks an adapter per row, else the `use` choice applies."""
         if adapter_names is None:
             return self.model(**batch)

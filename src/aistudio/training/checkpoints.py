@@ -80,6 +80,8 @@ def prepare_checkpoint_dir(directory: Path, model: str, fingerprint: str) -> Non
         shutil.rmtree(directory)
     elif directory.is_dir() and any(directory.iterdir()):
         if any(_CHECKPOINT.match(p.name) for p in directory.iterdir()):
-            raise UserError(f"{directory}: holds checkpoints this project did not write ({FINGERPRINT_FILE} missing)")
+            raise UserError(
+                f"{directory}: holds checkpoints this project did not write ({FINGERPRINT_FILE} missing)"
+            )
     directory.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"model": model, "fingerprint": fingerprint}, sort_keys=True) + "\n")

@@ -21,10 +21,12 @@ Fit = Callable[[TrainingConfig, Path], Any]
 def _ensure_sqlite_dir(storage: str) -> None:
     prefix = "sqlite:///"
     if storage.startswith(prefix):
-        Path(storage[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(storage[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
 
 
-def tune_hyperparameters(hpo: HpoConfig, base: TrainingConfig, fit: Fit, study_name: str, seed: int = 0) -> TrainingConfig:
+def tune_hyperparameters(
+    hpo: HpoConfig, base: TrainingConfig, fit: Fit, study_name: str, seed: int = 0
+) -> TrainingConfig:
     """Run the trials still missing from the study; return `base` updated with the best values."""
     import optuna
 
@@ -46,8 +48,14 @@ def tune_hyperparameters(hpo: HpoConfig, base: TrainingConfig, fit: Fit, study_n
                 values[name] = trial.suggest_float(name, space.low, space.high, log=space.log)
         steps = hpo.max_steps_per_trial
         trial_cfg = TrainingConfig.model_validate(
-            {**base.model_dump(), **values, "max_steps": steps, "eval_steps": steps, "save_steps": steps,
-             "early_stopping_patience": 0}
+            {
+                **base.model_dump(),
+                **values,
+                "max_steps": steps,
+                "eval_steps": steps,
+                "save_steps": steps,
+                "early_stopping_patience": 0,
+            }
         )
         with tempfile.TemporaryDirectory(prefix="hpo-") as out:
             return float(fit(trial_cfg, Path(out)).eval_loss)

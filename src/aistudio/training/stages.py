@@ -19,7 +19,13 @@ from aistudio.data.prepare import split_path
 from aistudio.errors import UserError
 from aistudio.io import atomic_writer, read_jsonl, write_json
 from aistudio.modeling.family import family_for
-from aistudio.modeling.loading import ModelCard, build_base_model, build_tokenizer, load_model_dir, save_model_dir
+from aistudio.modeling.loading import (
+    ModelCard,
+    build_base_model,
+    build_tokenizer,
+    load_model_dir,
+    save_model_dir,
+)
 from aistudio.modeling.prompts import example_from_record
 from aistudio.training import layout
 from aistudio.training.adapters import (
@@ -68,7 +74,9 @@ def write_loss_curve(path: Path, history: Sequence[Mapping[str, float]]) -> None
             writer.writerow([step, *(values.get(k, "") for k in ("loss", "eval_loss", "learning_rate"))])
 
 
-def _run(mlflow_cfg: MlflowConfig | None, stage: str, section: Mapping[str, Any], inputs: Sequence[Path], name: str):
+def _run(
+    mlflow_cfg: MlflowConfig | None, stage: str, section: Mapping[str, Any], inputs: Sequence[Path], name: str
+):
     if mlflow_cfg is None:
         return nullcontext()
     return tracking.stage_run(mlflow_cfg, stage, section, inputs, run_name=name)
@@ -94,7 +102,11 @@ def train_base_model(
     tokenizer = build_tokenizer(model_name, model_cfg, params.tokenizer, tokenizer_corpus(train))
     cfg = params.base_training(model_name)
     key = "training"
-    section = {"model": model_cfg.model_dump(), "training": cfg.model_dump(), "tokenizer": params.tokenizer.model_dump()}
+    section = {
+        "model": model_cfg.model_dump(),
+        "training": cfg.model_dump(),
+        "tokenizer": params.tokenizer.model_dump(),
+    }
     inputs = [split_path(processed_dir, "train"), split_path(processed_dir, "validation")]
     fingerprint = tracking.params_hash({**section, "seed": params.seed, "data": tracking.inputs_md5(inputs)})
 
@@ -104,18 +116,46 @@ def train_base_model(
     with _run(mlflow_cfg, "train_base_models", section, inputs, f"train_base-{model_name}"):
         if params.hpo.n_trials:
             cfg = tune_hyperparameters(
-                params.hpo, cfg, lambda trial_cfg, out: run_training(
-                    TrainJob(f"{model_name}-hpo", build(), tokenizer, family, train, validation, trial_cfg,
-                             out, fingerprint, params.seed, key), log_to_mlflow=False),
+                params.hpo,
+                cfg,
+                lambda trial_cfg, out: run_training(
+                    TrainJob(
+                        f"{model_name}-hpo",
+                        build(),
+                        tokenizer,
+                        family,
+                        train,
+                        validation,
+                        trial_cfg,
+                        out,
+                        fingerprint,
+                        params.seed,
+                        key,
+                    ),
+                    log_to_mlflow=False,
+                ),
                 study_name=f"{model_name}-{fingerprint}",
             )
         model = build()
-        job = TrainJob(model_name, model, tokenizer, family, train, validation, cfg,
-                       layout.checkpoint_dir("base", model_name), fingerprint, params.seed, key)
+        job = TrainJob(
+            model_name,
+            model,
+            tokenizer,
+            family,
+            train,
+            validation,
+            cfg,
+            layout.checkpoint_dir("base", model_name),
+            fingerprint,
+            params.seed,
+            key,
+        )
         result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
         out = layout.base_dir(model_name)
         if is_main_process():
-            save_model_dir(out, model, tokenizer, ModelCard(model_name, family.name, "base", metrics=result.metrics()))
+            save_model_dir(
+                out, model, tokenizer, ModelCard(model_name, family.name, "base", metrics=result.metrics())
+            )
             write_loss_curve(layout.loss_plot("train_base", model_name), result.history)
             _log_result(mlflow_cfg, result, out)
     return {**result.metrics(), "resumed_from": result.resumed_from, "learning_rate": cfg.learning_rate}
@@ -135,7 +175,9 @@ def finetune_domain_model(
         which = "train" if not train else "validation"
         reason = f"the {which} split has no '{domain}' records"
         if not params.finetune.skip_empty_domains:
-            raise UserError(f"{split_path(processed_dir, which)}: {reason} (set finetune.skip_empty_domains to skip)")
+            raise UserError(
+                f"{split_path(processed_dir, which)}: {reason} (set finetune.skip_empty_domains to skip)"
+            )
         log.warning("skipping %s/%s: %s", model_name, domain, reason)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / SKIPPED_MARKER, {"reason": reason})
@@ -146,10 +188,23 @@ def finetune_domain_model(
     fingerprint = tracking.params_hash({**section, "seed": params.seed, "data": tracking.inputs_md5(inputs)})
     key = f"finetune.domains.{domain}"
     with _run(mlflow_cfg, "finetune_domain_models", section, inputs, f"finetune-{model_name}-{domain}"):
-        job = TrainJob(f"{model_name}/{domain}", model, tokenizer, family, train, validation, cfg,
-                       layout.checkpoint_dir("domain", model_name, domain), fingerprint, params.seed, key)
+        job = TrainJob(
+            f"{model_name}/{domain}",
+            model,
+            tokenizer,
+            family,
+            train,
+            validation,
+            cfg,
+            layout.checkpoint_dir("domain", model_name, domain),
+            fingerprint,
+            params.seed,
+            key,
+        )
         result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
-        save_model_dir(out, model, tokenizer, ModelCard(model_name, family.name, "domain", domain, result.metrics()))
+        save_model_dir(
+            out, model, tokenizer, ModelCard(model_name, family.name, "domain", domain, result.metrics())
+        )
         write_loss_curve(layout.loss_plot("finetune", f"{model_name}-{domain}"), result.history)
         _log_result(mlflow_cfg, result, out)
     return {**result.metrics(), "skipped": 0}
@@ -170,19 +225,39 @@ def train_lora_adapters(
         train, validation = for_domain(train_all, domain), for_domain(validation_all, domain)
         if not train or not validation:
             if not params.finetune.skip_empty_domains:
-                raise UserError(f"{split_path(processed_dir, 'train')}: no '{domain}' records for its LoRA adapter")
+                raise UserError(
+                    f"{split_path(processed_dir, 'train')}: no '{domain}' records for its LoRA adapter"
+                )
             results[domain] = {"skipped": 1}
             continue
         load_kwargs = qlora_load_kwargs() if lora.qlora else {}
         model, tokenizer, card, family = load_model_dir(base, expect_model=model_name, **load_kwargs)
         peft_model = attach_lora(model, family, lora, adapter_name=domain)
         share = trainable_parameter_share(peft_model)
-        section = {"model": model_name, "domain": domain, "lora": lora.model_dump(), "training": cfg.model_dump()}
+        section = {
+            "model": model_name,
+            "domain": domain,
+            "lora": lora.model_dump(),
+            "training": cfg.model_dump(),
+        }
         inputs = [base / "model.safetensors", split_path(processed_dir, "train")]
-        fingerprint = tracking.params_hash({**section, "seed": params.seed, "data": tracking.inputs_md5(inputs)})
+        fingerprint = tracking.params_hash(
+            {**section, "seed": params.seed, "data": tracking.inputs_md5(inputs)}
+        )
         with _run(mlflow_cfg, "train_lora_adapters", section, inputs, f"lora-{model_name}-{domain}"):
-            job = TrainJob(f"{model_name}/lora-{domain}", peft_model, tokenizer, family, train, validation, cfg,
-                           layout.checkpoint_dir("lora", model_name, domain), fingerprint, params.seed, "lora.training")
+            job = TrainJob(
+                f"{model_name}/lora-{domain}",
+                peft_model,
+                tokenizer,
+                family,
+                train,
+                validation,
+                cfg,
+                layout.checkpoint_dir("lora", model_name, domain),
+                fingerprint,
+                params.seed,
+                "lora.training",
+            )
             result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
             out = layout.lora_dir(model_name, domain)
             save_adapter(peft_model, out, domain)

@@ -80,7 +80,9 @@ class TrainResult:
         }
 
 
-def check_prompt_fits(family: ModelFamily, tokenizer: PreTrainedTokenizerBase, cfg: TrainingConfig, key: str) -> None:
+def check_prompt_fits(
+    family: ModelFamily, tokenizer: PreTrainedTokenizerBase, cfg: TrainingConfig, key: str
+) -> None:
     """The template alone must leave room for a target; otherwise no example can be trained on."""
     overhead = family.prompt_overhead(tokenizer, render_prompt("x", "x"))
     if cfg.max_length <= overhead:
@@ -91,7 +93,10 @@ def check_prompt_fits(family: ModelFamily, tokenizer: PreTrainedTokenizerBase, c
 
 
 def encode_records(
-    family: ModelFamily, tokenizer: PreTrainedTokenizerBase, records: Sequence[Mapping[str, Any]], cfg: TrainingConfig
+    family: ModelFamily,
+    tokenizer: PreTrainedTokenizerBase,
+    records: Sequence[Mapping[str, Any]],
+    cfg: TrainingConfig,
 ) -> tuple[list[Encoded], int]:
     encoded, skipped = [], 0
     for record in records:
@@ -130,7 +135,9 @@ class _MetricsCallback(TrainerCallback):
         self._last = (time.perf_counter(), 0)
         self.train_seconds = 0.0
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None, **_: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None, **_: Any
+    ) -> None:
         if not logs or not state.is_world_process_zero:
             return
         row = {k: float(v) for k, v in logs.items() if isinstance(v, int | float) and not isinstance(v, bool)}
@@ -192,9 +199,13 @@ def run_training(job: TrainJob, log_to_mlflow: bool = True) -> TrainResult:
     check_prompt_fits(job.family, job.tokenizer, cfg, job.config_key)
     train_records = list(job.train_records)[: cfg.max_train_samples]
     train, skipped = encode_records(job.family, job.tokenizer, train_records, cfg)
-    evaluation, _ = encode_records(job.family, job.tokenizer, list(job.eval_records)[: cfg.max_eval_samples], cfg)
+    evaluation, _ = encode_records(
+        job.family, job.tokenizer, list(job.eval_records)[: cfg.max_eval_samples], cfg
+    )
     if not train:
-        raise UserError(f"{job.name}: no training example fits {job.config_key}.max_length ({cfg.max_length})")
+        raise UserError(
+            f"{job.name}: no training example fits {job.config_key}.max_length ({cfg.max_length})"
+        )
     if not evaluation:
         raise UserError(f"{job.name}: the validation split has no usable example")
 

@@ -155,7 +155,8 @@ def test_render_of_an_unknown_alias_names_it_and_lists_the_existing_ones(
         ),
         (
             ["--overlay", "production", "--image", IMAGE, "--model", "llama"],
-            "error: --model 'llama' has no registered model in mlflow.yaml registry (known: codet5p, phi2, t5_small)",
+            "error: --model 'llama' has no registered model in mlflow.yaml registry (known: codet5p, phi2, "
+            "t5_small)",
         ),
     ],
 )
@@ -229,7 +230,8 @@ def test_validate_checks_overlays_and_rendered_files(staged: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "platform: ok", "dev: ok", "production: ok", "staging: ok",
-        "deploy/rendered/dev.yaml: ok", "deploy/rendered/production.yaml: ok", "deploy/rendered/staging.yaml: ok",
+        "deploy/rendered/dev.yaml: ok", "deploy/rendered/production.yaml: ok",
+        "deploy/rendered/staging.yaml: ok",
     ]  # fmt: skip
 
 

@@ -310,7 +310,7 @@ def test_every_query_reads_only_metrics_the_server_exports() -> None:
         assert 'namespace="ns-with-\\"quote"' in expr
 
 
-# --- against one server ------------------------------------------------------------------------------------
+# --- against one server ---------------------------------------------------------------------------
 
 
 def test_server_mode_reads_the_drift_endpoint_and_the_servers_own_metrics(
@@ -326,11 +326,12 @@ def test_server_mode_reads_the_drift_endpoint_and_the_servers_own_metrics(
     assert values["error_rate"] == pytest.approx(31 / 102)
     assert values["positive_feedback_rate"] == pytest.approx(11 / 27)
     # The same cumulative buckets through Prometheus' own histogram_quantile.
-    lifetime = 'histogram_quantile(0.95, sum by (le) (aistudio_request_duration_seconds_bucket{namespace="degraded"}))'
+    buckets = 'aistudio_request_duration_seconds_bucket{namespace="degraded"}'
+    lifetime = f"histogram_quantile(0.95, sum by (le) ({buckets}))"
     assert values["p95_latency_s"] == pytest.approx(instant(scraped.prometheus, lifetime), rel=1e-9)
 
 
-# --- failures ------------------------------------------------------------------------------------------------
+# --- failures -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("flag", ["--prometheus", "--server"])
@@ -354,7 +355,7 @@ def test_a_bad_window_is_rejected_before_any_query(tmp_path: Path) -> None:
     )
 
 
-# --- the threshold rules -------------------------------------------------------------------------------------
+# --- the threshold rules --------------------------------------------------------------------------
 
 
 def test_few_ratings_leave_the_feedback_rate_unjudged() -> None:

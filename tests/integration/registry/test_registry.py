@@ -39,8 +39,17 @@ NAME = "aistudio-tiny"
 TAGS = {"project": "aistudio-mlops"}
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-TEXTS = [f"task {i}: {w} the {n} and answer {i % 7}" for i in range(40) for w, n in (("sort", "list"),
-         ("count", "words"), ("merge", "tables"), ("parse", "file"), ("print", "table"))]  # 200 strings
+TEXTS = [
+    f"task {i}: {w} the {n} and answer {i % 7}"
+    for i in range(40)
+    for w, n in (
+        ("sort", "list"),
+        ("count", "words"),
+        ("merge", "tables"),
+        ("parse", "file"),
+        ("print", "table"),
+    )
+]  # 200 strings
 PROMPTS = ["sort the list", "count the words and answer", "merge the tables"]
 ADAPTER_TARGETS = {"code": "answer 3 answer 3", "summarization": "short short short"}
 LORA = LoraConfig(r=4, alpha=8, dropout=0.0)
@@ -91,10 +100,19 @@ def tiny_bundles(tmp_path_factory: pytest.TempPathFactory) -> TinyBundles:
             greedy[name] = family.generate(model, tokenizer, PROMPTS, max_new_tokens=8)
         path = root / f"v{version}" / "bundle"
         build_bundle(
-            path, root / "base", dirs, model="tiny", family="causal", variant="fp32",
+            path,
+            root / "base",
+            dirs,
+            model="tiny",
+            family="causal",
+            variant="fp32",
             evaluation={"gate_passed": True, "perplexity": 30.0 - version, "version_hint": version},
-            lineage={"git_commit": f"{version}" * 40, "data_hash": "d" * 32, "params_hash": f"p{version}",
-                     "run_ids": {"train_lora_adapters": f"lora-run-{version}"}},
+            lineage={
+                "git_commit": f"{version}" * 40,
+                "data_hash": "d" * 32,
+                "params_hash": f"p{version}",
+                "run_ids": {"train_lora_adapters": f"lora-run-{version}"},
+            },
         )
         built.append(BuiltBundle(path, logits, greedy))
     return TinyBundles(built[0], built[1], batch)
@@ -115,7 +133,11 @@ def new_run(registry: ModelRegistry, artifact_root: Path | None = None) -> str:
 def run_registry_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "scripts" / "registry.py"), *args],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -297,10 +319,21 @@ class MlflowServer:
         self.log = root / "server.log"
         self.artifacts = root / "artifacts"
         command = [
-            sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.db}",
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{self.db}",
             # Proxied artifacts (mlflow-artifacts:/), as a shared server runs: uploads go over HTTP.
-            "--artifacts-destination", self.artifacts.as_uri(),
-            "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1], "--workers", "1",
+            "--artifacts-destination",
+            self.artifacts.as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            self.url.rsplit(":", 1)[1],
+            "--workers",
+            "1",
         ]
         # No background job runner: the registry needs none, and it costs start-up time.
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

@@ -15,8 +15,16 @@ WORDS = "the cat sat on a mat and sang to the moon while rain fell softly".split
 
 def _record(split: str, i: int, rng: random.Random) -> dict:
     domain = DOMAINS[i % 4]
-    base = {"id": f"{split}-{i:04d}", "domain": domain, "source": "toy", "source_line": i,
-            "instruction": "", "input": "", "output": "", "text": ""}
+    base = {
+        "id": f"{split}-{i:04d}",
+        "domain": domain,
+        "source": "toy",
+        "source_line": i,
+        "instruction": "",
+        "input": "",
+        "output": "",
+        "text": "",
+    }
     if domain == "creative":
         start = rng.randrange(len(WORDS))
         base["text"] = " ".join(WORDS[(start + k) % len(WORDS)] for k in range(24))
@@ -35,8 +43,16 @@ def write_workspace(root: Path, repo_root: Path, overrides: dict | None = None) 
         rows = [_record(split, i, rng) for i in range(n)]
         (processed / f"{split}_data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
-    params["training"].update({"max_steps": 16, "eval_steps": 8, "save_steps": 8, "warmup_steps": 2,
-                               "early_stopping_patience": 0, "max_eval_samples": 16})
+    params["training"].update(
+        {
+            "max_steps": 16,
+            "eval_steps": 8,
+            "save_steps": 8,
+            "warmup_steps": 2,
+            "early_stopping_patience": 0,
+            "max_eval_samples": 16,
+        }
+    )
     params["finetune"]["defaults"].update({"max_steps": 4, "eval_steps": 2, "save_steps": 2})
     params["lora"]["training"].update({"max_steps": 4, "eval_steps": 2, "save_steps": 2})
     params["tokenizer"]["vocab_size"] = 512
@@ -47,8 +63,9 @@ def write_workspace(root: Path, repo_root: Path, overrides: dict | None = None) 
             node = node.setdefault(part, {})
         node[leaf] = value
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / "mlflow.yaml").write_text(yaml.safe_dump({"tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
-                                                       "experiment": "test"}))
+    (root / "mlflow.yaml").write_text(
+        yaml.safe_dump({"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": "test"})
+    )
     return root
 
 

@@ -20,19 +20,25 @@ def _script(repo_root: Path, workspace: Path, *args: str) -> list[str]:
 
 
 def _completed_steps(checkpoints: Path) -> list[int]:
-    return sorted(int(p.name.split("-")[1]) for p in checkpoints.glob("checkpoint-*")
-                  if (p / "trainer_state.json").exists())
+    return sorted(
+        int(p.name.split("-")[1])
+        for p in checkpoints.glob("checkpoint-*")
+        if (p / "trainer_state.json").exists()
+    )
 
 
 def test_kill_9_then_rerun_resumes_and_ends_at_the_same_step(workspace: Path, repo_root: Path) -> None:
     params = yaml.safe_load((workspace / "params.yaml").read_text())
-    params["training"].update({"max_steps": MAX_STEPS, "save_steps": 4, "eval_steps": 4, "save_total_limit": 3})
+    params["training"].update(
+        {"max_steps": MAX_STEPS, "save_steps": 4, "eval_steps": 4, "save_total_limit": 3}
+    )
     (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     checkpoints = workspace / "models/checkpoints/base/codet5p"
     cmd = _script(repo_root, workspace, "--model", "codet5p")
 
-    proc = subprocess.Popen(cmd, cwd=workspace, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=workspace, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not [s for s in _completed_steps(checkpoints) if s >= 8]:
         assert proc.poll() is None, "training ended before it could be interrupted"
@@ -70,10 +76,14 @@ def _run_with_params(workspace: Path, repo_root: Path, edit) -> subprocess.Compl
     params = yaml.safe_load((workspace / "params.yaml").read_text())
     edit(params)
     (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return subprocess.run(_script(repo_root, workspace), cwd=workspace, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        _script(repo_root, workspace), cwd=workspace, capture_output=True, text=True, timeout=120
+    )
 
 
-def test_bad_training_params_exit_2_with_one_line_each_before_training(workspace: Path, repo_root: Path) -> None:
+def test_bad_training_params_exit_2_with_one_line_each_before_training(
+    workspace: Path, repo_root: Path
+) -> None:
     def edit(params: dict) -> None:
         params["training"]["batch_size"] = 0
         params["models"]["phi2"]["tiny"]["hidden_size"] = 96
@@ -94,7 +104,8 @@ def test_packing_for_a_seq2seq_model_is_refused(workspace: Path, repo_root: Path
     result = _run_with_params(workspace, repo_root, edit)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: params.yaml: models.codet5p.training.packing is for the causal family only (models.codet5p is seq2seq)"
+        "error: params.yaml: models.codet5p.training.packing is for the causal family only (models.codet5p "
+        "is seq2seq)"
     ]
 
 
@@ -103,10 +114,19 @@ def test_unreachable_hub_id_fails_with_one_line(workspace: Path, repo_root: Path
     params["models"]["phi2"].update({"init": "pretrained", "name_or_path": "microsoft/phi-2"})
     (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(_script(repo_root, workspace, "--model", "phi2"), cwd=workspace, capture_output=True,
-                            text=True, timeout=120, env=env)
+    result = subprocess.run(
+        _script(repo_root, workspace, "--model", "phi2"),
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: params.yaml: models.phi2.name_or_path 'microsoft/phi-2' is not available offline (HF_HUB_OFFLINE=1): "
-        "download the tokenizer on a connected machine and set models.phi2.name_or_path to its local directory, "
-        "or use init: tiny")
+        "error: params.yaml: models.phi2.name_or_path 'microsoft/phi-2' is not available offline "
+        "(HF_HUB_OFFLINE=1): "
+        "download the tokenizer on a connected machine and set models.phi2.name_or_path to its local "
+        "directory, "
+        "or use init: tiny"
+    )

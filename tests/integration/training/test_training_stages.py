@@ -44,11 +44,17 @@ def test_base_finetune_and_lora_train_save_and_reload(workspace: Path, model: st
     assert all(a["share"] < 0.25 and a["global_step"] == 4 for a in adapters.values())
     for domain in params.data.domains:
         assert sorted(p.name for p in layout.lora_dir(model, domain).iterdir()) == [
-            "adapter_config.json", "adapter_model.safetensors"]
+            "adapter_config.json",
+            "adapter_model.safetensors",
+        ]
 
     base_model, tok, _, family = load_model_dir(layout.base_dir(model), expect_model=model)
-    adapter_set = AdapterSet.load(base_model, family, {d: layout.lora_dir(model, d) for d in params.data.domains})
-    outputs = adapter_set.generate(tok, ["Add 3 and 4."] * 2, adapter_names=["code", "analysis"], max_new_tokens=4)
+    adapter_set = AdapterSet.load(
+        base_model, family, {d: layout.lora_dir(model, d) for d in params.data.domains}
+    )
+    outputs = adapter_set.generate(
+        tok, ["Add 3 and 4."] * 2, adapter_names=["code", "analysis"], max_new_tokens=4
+    )
     assert len(outputs) == 2
 
     db = sqlite3.connect(workspace / "mlflow.db")
@@ -80,7 +86,8 @@ def test_missing_domain_split_is_a_clear_error_or_a_logged_skip(workspace: Path)
     train_base_model(params, "codet5p", PROCESSED, None)
     rows = [json.loads(line) for line in (PROCESSED / "train_data.jsonl").read_text().splitlines()]
     (PROCESSED / "train_data.jsonl").write_text(
-        "".join(json.dumps(r) + "\n" for r in rows if r["domain"] != "analysis"))
+        "".join(json.dumps(r) + "\n" for r in rows if r["domain"] != "analysis")
+    )
     with pytest.raises(UserError, match="the train split has no 'analysis' records"):
         finetune_domain_model(params, "codet5p", "analysis", PROCESSED, None)
     data = params.model_dump()
@@ -105,6 +112,10 @@ def test_base_model_generates_after_reload(workspace: Path) -> None:
     model, tokenizer, _, family = load_model_dir(layout.base_dir("phi2"))
     model.eval()
     with torch.no_grad():
-        first = family.generate(model, tokenizer, ["### Instruction:\nAdd 1 and 2.\n\n### Response:\n"], max_new_tokens=6)
-        again = family.generate(model, tokenizer, ["### Instruction:\nAdd 1 and 2.\n\n### Response:\n"], max_new_tokens=6)
+        first = family.generate(
+            model, tokenizer, ["### Instruction:\nAdd 1 and 2.\n\n### Response:\n"], max_new_tokens=6
+        )
+        again = family.generate(
+            model, tokenizer, ["### Instruction:\nAdd 1 and 2.\n\n### Response:\n"], max_new_tokens=6
+        )
     assert first == again and first[0]

@@ -19,7 +19,9 @@ def _read(path: Path, **config: object) -> list[Record | Rejection]:
 def test_jsonl_broken_and_non_utf8_lines_are_rejected_with_their_line(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     good = json.dumps({"instruction": "Add two numbers", "output": "def add(a, b): return a + b"})
-    path.write_bytes(b"\n".join([good.encode(), b'{"instruction": "broken', b"\xff\xfe bad bytes", b"", b"[1, 2]"]))
+    path.write_bytes(
+        b"\n".join([good.encode(), b'{"instruction": "broken', b"\xff\xfe bad bytes", b"", b"[1, 2]"])
+    )
     items = _read(path, format="jsonl", domain="code")
     assert isinstance(items[0], Record) and items[0].source_line == 1 and items[0].domain == "code"
     rejected = [(r.reason, r.source_line) for r in items[1:] if isinstance(r, Rejection)]
@@ -29,23 +31,36 @@ def test_jsonl_broken_and_non_utf8_lines_are_rejected_with_their_line(tmp_path: 
 def test_json_array_and_single_object_with_field_mapping(tmp_path: Path) -> None:
     array = tmp_path / "arr.json"
     array.write_text(json.dumps([{"prompt": "p1", "completion": "c1"}, {"prompt": "p2", "completion": "c2"}]))
-    items = _read(array, format="json", domain="code", fields={"instruction": "prompt", "output": "completion"})
+    items = _read(
+        array, format="json", domain="code", fields={"instruction": "prompt", "output": "completion"}
+    )
     assert [(r.instruction, r.output, r.source_line) for r in items] == [("p1", "c1", 1), ("p2", "c2", 2)]
     single = tmp_path / "one.json"
     single.write_text(json.dumps({"title": "T", "article": "A", "summary": "S"}))
-    (record,) = _read(single, format="json", domain="summarization",
-                      fields={"instruction": "title", "input": "article", "output": "summary"})
+    (record,) = _read(
+        single,
+        format="json",
+        domain="summarization",
+        fields={"instruction": "title", "input": "article", "output": "summary"},
+    )
     assert isinstance(record, Record) and (record.instruction, record.input, record.output) == ("T", "A", "S")
 
 
 def test_csv_header_mapping_and_rows_with_missing_columns(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     path.write_text('question,context,answer,domain\nq1,"ctx, with comma",a1,analysis\nq2,only-two\n')
-    items = _read(path, format="csv",
-                  fields={"instruction": "question", "input": "context", "output": "answer", "domain": "domain"})
+    items = _read(
+        path,
+        format="csv",
+        fields={"instruction": "question", "input": "context", "output": "answer", "domain": "domain"},
+    )
     record, rejection = items
     assert isinstance(record, Record) and record.input == "ctx, with comma" and record.domain == "analysis"
-    assert isinstance(rejection, Rejection) and rejection.reason == "missing_columns" and rejection.source_line == 3
+    assert (
+        isinstance(rejection, Rejection)
+        and rejection.reason == "missing_columns"
+        and rejection.source_line == 3
+    )
 
 
 def test_text_blocks_keep_their_starting_line(tmp_path: Path) -> None:
@@ -53,7 +68,10 @@ def test_text_blocks_keep_their_starting_line(tmp_path: Path) -> None:
     path.write_text("first block\nstill first\n\n\nsecond block\n  \nthird\n")
     items = _read(path, format="text", domain="creative")
     assert [(r.text, r.source_line) for r in items] == [
-        ("first block\nstill first", 1), ("second block", 5), ("third", 7)]
+        ("first block\nstill first", 1),
+        ("second block", 5),
+        ("third", 7),
+    ]
     (whole,) = _read(path, format="text", domain="creative", text_unit="file")
     assert whole.text.startswith("first block") and whole.text.endswith("third")
 

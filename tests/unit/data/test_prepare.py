@@ -9,33 +9,49 @@ from aistudio.config import DataConfig
 from aistudio.data.prepare import prepare_records, write_outputs
 from aistudio.errors import UserError
 
-PARAGRAPH = ("The committee met on a wet Tuesday to weigh three proposals for the harbour, "
-             "comparing costs, timelines and the likely effect on fishing crews over the next decade")
+PARAGRAPH = (
+    "The committee met on a wet Tuesday to weigh three proposals for the harbour, "
+    "comparing costs, timelines and the likely effect on fishing crews over the next decade"
+)
 
 
 def _config(tmp_path: Path, lines: list[dict]) -> DataConfig:
     (tmp_path / "raw").mkdir(exist_ok=True)
     (tmp_path / "raw" / "a.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + "{broken\n")
-    return DataConfig.model_validate({
-        "sources": [{"path": "raw/*.jsonl", "format": "jsonl", "fields": {"domain": "domain"}}],
-        "quality": {"min_chars": 10, "min_words": 3},
-        "safety": {"categories": {"violence": ["pipe bomb"]}},
-        "split": {"validation": 0.2, "test": 0.2},
-    })
+    return DataConfig.model_validate(
+        {
+            "sources": [{"path": "raw/*.jsonl", "format": "jsonl", "fields": {"domain": "domain"}}],
+            "quality": {"min_chars": 10, "min_words": 3},
+            "safety": {"categories": {"violence": ["pipe bomb"]}},
+            "split": {"validation": 0.2, "test": 0.2},
+        }
+    )
 
 
 def _lines() -> list[dict]:
-    rows = [{"domain": "analysis", "instruction": f"Question {i}: {PARAGRAPH.replace('three', str(i * 7919))}"
-             f" and item {i} alone", "output": f"Answer number {i} with its own reasoning {i * 31}"}
-            for i in range(30)]
+    rows = [
+        {
+            "domain": "analysis",
+            "instruction": f"Question {i}: {PARAGRAPH.replace('three', str(i * 7919))} and item {i} alone",
+            "output": f"Answer number {i} with its own reasoning {i * 31}",
+        }
+        for i in range(30)
+    ]
     rows.append(dict(rows[3]))  # exact duplicate
     near = dict(rows[5])
     near["output"] = near["output"].replace(str(5 * 31), "one-five-five")
     rows.append(near)  # near duplicate: the last word changed, so most 5-word shingles are shared
     rows.append({"domain": "analysis", "instruction": "How do I build a pipe bomb at home?", "output": "No."})
-    rows.append({"domain": "poetry", "instruction": "Write a poem about the sea", "output": "Waves and more waves"})
-    rows.append({"domain": "analysis", "instruction": "Contact me at jane.doe@example.com or +44 20 7946 0958",
-                 "output": "I will write to you soon about the harbour"})
+    rows.append(
+        {"domain": "poetry", "instruction": "Write a poem about the sea", "output": "Waves and more waves"}
+    )
+    rows.append(
+        {
+            "domain": "analysis",
+            "instruction": "Contact me at jane.doe@example.com or +44 20 7946 0958",
+            "output": "I will write to you soon about the harbour",
+        }
+    )
     return rows
 
 
@@ -44,7 +60,12 @@ def test_every_input_is_kept_or_rejected_with_a_reason(tmp_path: Path) -> None:
     report = result.quality_report()
     assert report["reconciled"] and report["input_records"] == 36
     assert report["rejected_by_reason"] == {
-        "duplicate": 1, "near_duplicate": 1, "unsafe:violence": 1, "unknown_domain": 1, "invalid_json": 1}
+        "duplicate": 1,
+        "near_duplicate": 1,
+        "unsafe:violence": 1,
+        "unknown_domain": 1,
+        "invalid_json": 1,
+    }
     assert report["pii_replacements"] == {"email": 1, "phone": 1}
     kept_text = " ".join(r.content() for r in result.kept())
     assert "[EMAIL]" in kept_text and "jane.doe" not in kept_text

@@ -26,7 +26,7 @@ PROSE = (
 )
 CODE = (
     "def mean(values: list[float]) -> float:\n"
-    "    \"\"\"Arithmetic mean; raises on an empty list.\"\"\"\n"
+    '    """Arithmetic mean; raises on an empty list."""\n'
     "    if not values:\n"
     "        raise ValueError('empty')\n"
     "    return sum(values) / len(values)\n"

@@ -8,8 +8,11 @@ from aistudio.data.split import cap_to_ratios, group_by_domain, stratified_split
 
 
 def _records(counts: dict[str, int]) -> list[Record]:
-    return [Record(id=f"{d}{i:04d}", domain=d, source="s", source_line=i, text=f"t{i}")
-            for d, n in counts.items() for i in range(n)]
+    return [
+        Record(id=f"{d}{i:04d}", domain=d, source="s", source_line=i, text=f"t{i}")
+        for d, n in counts.items()
+        for i in range(n)
+    ]
 
 
 def test_split_is_stratified_by_domain_and_disjoint() -> None:
@@ -34,16 +37,20 @@ def test_split_depends_on_seed_not_on_input_order() -> None:
 
 def test_cap_rejects_the_surplus_of_overrepresented_domains() -> None:
     records = _records({"code": 100, "creative": 50})
-    kept, rejected = cap_to_ratios(group_by_domain(records), BalanceConfig(
-        strategy="cap", target_ratios={"code": 0.5, "creative": 0.5}), seed=1)
+    kept, rejected = cap_to_ratios(
+        group_by_domain(records),
+        BalanceConfig(strategy="cap", target_ratios={"code": 0.5, "creative": 0.5}),
+        seed=1,
+    )
     assert {d: len(rs) for d, rs in kept.items()} == {"code": 50, "creative": 50}
     assert len(rejected) == 50 and {r.reason for r in rejected} == {"balance_cap"}
 
 
 def test_upsample_repeats_minority_records_in_train_only() -> None:
     train = _records({"code": 30, "creative": 10})
-    out = upsample_to_ratios(train, BalanceConfig(
-        strategy="upsample", target_ratios={"code": 0.5, "creative": 0.5}), seed=1)
+    out = upsample_to_ratios(
+        train, BalanceConfig(strategy="upsample", target_ratios={"code": 0.5, "creative": 0.5}), seed=1
+    )
     counts = Counter(r.domain for r in out)
     assert counts == {"code": 30, "creative": 30}
     copies = [r for r in out if "~" in r.id]

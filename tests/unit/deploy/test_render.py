@@ -54,7 +54,8 @@ class TableRegistry:
     def show(self, name: str, version_or_alias: int | str) -> dict[str, Any]:
         if int(version_or_alias) not in self.models[name]["versions"]:
             raise UserError(
-                f"registered model '{name}': Model Version (name={name}, version={version_or_alias}) not found"
+                f"registered model '{name}': Model Version (name={name}, version={version_or_alias}) not "
+                "found"
             )
         return {"name": name, "version": int(version_or_alias)}
 
@@ -124,7 +125,8 @@ def test_a_missing_alias_or_version_names_it_and_the_existing_aliases() -> None:
     with pytest.raises(UserError) as missing_alias:
         resolve_model_version(REGISTRY, "aistudio-phi2", "golden")
     assert missing_alias.value.problems == [
-        "registered model 'aistudio-phi2' has no alias 'golden' (existing aliases: challenger=v3, champion=v2)"
+        "registered model 'aistudio-phi2' has no alias 'golden' (existing aliases: challenger=v3, "
+        "champion=v2)"
     ]
     with pytest.raises(UserError) as missing_version:
         resolve_model_version(REGISTRY, "aistudio-phi2", "9")

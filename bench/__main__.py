@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from aistudio.environment import apply_offline_defaults
-from aistudio.paths import BENCH_DIR
+from aistudio.layout import BENCH_DIR
 
 
 def main() -> int:

@@ -19,7 +19,7 @@ from aistudio.data.prepare import collect_source_files, prepare_records
 from aistudio.data.sample_corpus import write_scaled_corpus
 from aistudio.environment import apply_offline_defaults
 from aistudio.io import write_json
-from aistudio.paths import BENCH_DIR, PARAMS_FILE
+from aistudio.layout import BENCH_DIR, PARAMS_FILE
 
 OUTPUT = BENCH_DIR / "prepare_data.json"
 GOAL_RATIO = 0.3

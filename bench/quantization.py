@@ -32,11 +32,11 @@ import torch
 from aistudio.config import QuantizationConfig, TinyArchitecture
 from aistudio.environment import apply_offline_defaults
 from aistudio.io import write_json
+from aistudio.layout import BENCH_DIR
 from aistudio.modeling.family import CausalFamily
 from aistudio.modeling.loading import ModelCard, save_model_dir
 from aistudio.modeling.prompts import example_from_record
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
-from aistudio.paths import BENCH_DIR
 from aistudio.quantization import (
     REFERENCE,
     VARIANT_NAMES,

@@ -47,11 +47,11 @@ from aistudio.bundle import REFERENCE_PROFILE, build_bundle
 from aistudio.config import DOMAINS, LoraConfig, TinyArchitecture
 from aistudio.environment import apply_offline_defaults
 from aistudio.io import write_json
+from aistudio.layout import BENCH_DIR
 from aistudio.modeling.family import CausalFamily
 from aistudio.modeling.loading import ModelCard, save_model_dir
 from aistudio.modeling.prompts import render_prompt
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
-from aistudio.paths import BENCH_DIR
 from aistudio.serving.drift import profile_from_prompts, save_profile
 from aistudio.training.adapters import attach_lora, save_adapter
 

@@ -38,14 +38,14 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from aistudio.config import TinyArchitecture
 from aistudio.environment import apply_offline_defaults
 from aistudio.io import read_jsonl, write_json
+from aistudio.layout import BENCH_DIR, PARAMS_FILE, PROCESSED_DIR, split_path
 from aistudio.modeling.family import CausalFamily, Encoded
 from aistudio.modeling.prompts import Example, example_from_record
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
-from aistudio.paths import BENCH_DIR, PARAMS_FILE, PROCESSED_DIR
 from aistudio.training.packing import PackedCollator, pack_examples, useful_tokens
 
 OUTPUT = BENCH_DIR / "training.json"
-TRAIN_SPLIT = PROCESSED_DIR / "train_data.jsonl"
+TRAIN_SPLIT = split_path(PROCESSED_DIR, "train")
 
 ARCH = TinyArchitecture(hidden_size=128, intermediate_size=512, num_layers=2, num_heads=4)
 BATCH_SIZE = 8

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from aistudio import paths
+from aistudio import layout
 from aistudio.cli import run_cli
 from aistudio.config import load_params
 from aistudio.data.check import check_processed
@@ -16,8 +16,8 @@ PROBLEMS_EXIT = 1
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--input", type=Path, default=paths.PROCESSED_DIR, help="processed data directory")
-    parser.add_argument("--params", type=Path, default=paths.PARAMS_FILE)
+    parser.add_argument("--input", type=Path, default=layout.PROCESSED_DIR, help="processed data directory")
+    parser.add_argument("--params", type=Path, default=layout.PARAMS_FILE)
     args = parser.parse_args()
     problems = check_processed(args.input, load_params(args.params).data)
     for problem in problems:

@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from aistudio import paths
-from aistudio.cli import configure_logging, run_cli, selected_models
-from aistudio.config import load_mlflow_config, load_params
+from aistudio import layout
+from aistudio.cli import configure_logging, run_cli, stage_args
 from aistudio.io import write_json
-from aistudio.training import layout
 
 STAGE = "finetune_domain_models"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--domain", required=True)
-    parser.add_argument("--params", type=Path, default=paths.PARAMS_FILE)
-    parser.add_argument("--mlflow-config", type=Path, default=paths.MLFLOW_FILE)
-    args = parser.parse_args()
-    params = load_params(args.params)
-    selected_models(params.models, [args.model])
+    args = stage_args(STAGE, __doc__, model="one", domain=True, out=layout.domain_dir)
     configure_logging(STAGE)
     # Imported after params are validated: a user error should not wait for (or print from) torch.
     from aistudio.training.stages import finetune_domain_model
 
     metrics = finetune_domain_model(
-        params,
-        args.model,
-        args.domain,
-        Path(params.data.processed_dir),
-        load_mlflow_config(args.mlflow_config),
+        args.params, args.model, args.domain, args.data, args.mlflow, out=args.out
     )
     write_json(layout.finetune_metrics(args.model, args.domain), metrics)
     return 0

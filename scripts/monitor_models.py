@@ -23,7 +23,8 @@ from aistudio.cli import run_cli
 from aistudio.deploy import monitor
 from aistudio.errors import UserError
 from aistudio.io import write_json
-from aistudio.monitoring_config import MONITORING_CONFIG_FILE, load_monitoring_config
+from aistudio.layout import MONITORING_CONFIG_FILE, MONITORING_METRICS
+from aistudio.monitoring_config import load_monitoring_config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, default=monitor.DEFAULT_TIMEOUT_S, help="seconds per HTTP request"
     )
-    parser.add_argument("--output", type=Path, default=monitor.MONITORING_METRICS)
+    parser.add_argument("--output", type=Path, default=MONITORING_METRICS)
     parser.add_argument(
         "--retrain", action="store_true", help="run the retrain command when a threshold is crossed"
     )

@@ -1,38 +1,33 @@
-"""DVC stage prepare_data: raw sources → data/processed/{train,validation,test}_data.jsonl."""
+"""DVC stage prepare_data: the raw sources of params.yaml → train/validation/test splits in --out."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
-from aistudio import paths, tracking
-from aistudio.cli import configure_logging, run_cli
-from aistudio.config import load_mlflow_config, load_params
+from aistudio import layout, tracking
+from aistudio.cli import configure_logging, run_cli, stage_args
 from aistudio.data.prepare import prepare_records, write_outputs
 
 STAGE = "prepare_data"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", type=Path, default=paths.PARAMS_FILE)
-    parser.add_argument("--mlflow-config", type=Path, default=paths.MLFLOW_FILE)
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    args = parser.parse_args()
-
-    params = load_params(args.params)
-    mlflow_cfg = load_mlflow_config(args.mlflow_config)
+    args = stage_args(
+        STAGE,
+        __doc__,
+        data=False,
+        out=layout.PROCESSED_DIR,
+        options=lambda p: p.add_argument("--no-progress", action="store_true", help="hide the progress bar"),
+    )
     configure_logging(STAGE)
-    root = Path.cwd()
-    processed = Path(params.data.processed_dir)
-
-    result = prepare_records(params.data, root, params.seed, progress=not args.no_progress)
-    report = write_outputs(result, processed, paths.DATA_QUALITY_METRICS)
+    params, root = args.params, Path.cwd()
+    result = prepare_records(params.data, root, params.seed, progress=not args.options.no_progress)
+    report = write_outputs(result, args.out, layout.DATA_QUALITY_METRICS)
     inputs = [root / name for name in result.source_of_file]
-    with tracking.stage_run(mlflow_cfg, STAGE, {"seed": params.seed, **params.data.model_dump()}, inputs):
+    with tracking.stage_run(args.mlflow, STAGE, {"seed": params.seed, **params.data.model_dump()}, inputs):
         tracking.log_metrics(report)
-        tracking.log_artifact(paths.DATA_QUALITY_METRICS)
+        tracking.log_artifact(layout.DATA_QUALITY_METRICS)
     logging.getLogger(STAGE).info(
         "kept %d of %d records (%d rejected); splits %s",
         report["kept_records"],

@@ -6,42 +6,23 @@ Every requested variant appears in metrics/quantization.json, `ok` with its numb
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
-from aistudio import paths
-from aistudio.cli import configure_logging, run_cli, selected_models
-from aistudio.config import load_mlflow_config, load_params
-from aistudio.io import write_json
+from aistudio import layout
+from aistudio.cli import configure_logging, run_cli, stage_args
 
 STAGE = "quantize_models"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model", action="append", help="a model from params.yaml (repeatable; default: all)"
-    )
-    parser.add_argument("--params", type=Path, default=paths.PARAMS_FILE)
-    parser.add_argument("--mlflow-config", type=Path, default=paths.MLFLOW_FILE)
-    args = parser.parse_args()
-    params = load_params(args.params)
-    names = selected_models(params.models, args.model)
+    args = stage_args(STAGE, __doc__.splitlines()[0], model="some", out=layout.QUANTIZED_DIR)
     configure_logging(STAGE)
     # Imported after params are validated: a user error should not wait for (or print from) torch.
-    from aistudio.quantization import QUANTIZATION_METRICS, check_base_models, quantize_model
+    from aistudio.quantization import check_base_models, quantize_model, write_quantization_metrics
 
-    names = args.model or list(params.models)
-    check_base_models(names)  # all missing models reported at once, before hours of work on the others
-    mlflow_cfg = load_mlflow_config(args.mlflow_config)
+    check_base_models(args.models)  # all missing models reported at once, before hours of work on the others
     results = {
-        name: quantize_model(params, name, Path(params.data.processed_dir), mlflow_cfg) for name in names
+        name: quantize_model(args.params, name, args.data, args.mlflow, out=args.out) for name in args.models
     }
-    # A partial run (--model) keeps the other models' entries, but never ones no longer in params.yaml.
-    previous = json.loads(QUANTIZATION_METRICS.read_text()) if QUANTIZATION_METRICS.exists() else {}
-    kept = {name: entry for name, entry in previous.items() if name in params.models}
-    write_json(QUANTIZATION_METRICS, {**kept, **results})
+    write_quantization_metrics(layout.QUANTIZATION_METRICS, results, list(args.params.models))
     return 0
 
 

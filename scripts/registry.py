@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from aistudio import paths
+from aistudio import layout
 from aistudio.cli import run_cli
 from aistudio.config import load_mlflow_config
 
@@ -14,7 +14,7 @@ from aistudio.config import load_mlflow_config
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--tracking-uri", help="MLflow tracking URI (default: from --mlflow-config)")
-    common.add_argument("--mlflow-config", type=Path, default=paths.MLFLOW_FILE)
+    common.add_argument("--mlflow-config", type=Path, default=layout.MLFLOW_FILE)
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", parents=[common], help="registered models with their versions and aliases")

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from aistudio import paths
+from aistudio import layout
 from aistudio.bundle import load_bundle, verify_bundle
 from aistudio.cli import run_cli
 from aistudio.config import load_mlflow_config
@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         "--model-uri", help="models:/<name>@<alias> or models:/<name>/<version>, from the registry"
     )
     parser.add_argument("--tracking-uri", help="MLflow tracking URI for --model-uri (default: mlflow.yaml's)")
-    parser.add_argument("--mlflow-config", type=Path, default=paths.MLFLOW_FILE)
+    parser.add_argument("--mlflow-config", type=Path, default=layout.MLFLOW_FILE)
     parser.add_argument(
         "--config",
         type=Path,

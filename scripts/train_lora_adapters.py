@@ -1,34 +1,22 @@
-"""DVC stage train_lora_adapters@<model>: one LoRA adapter per domain on the base model."""
+"""DVC stage train_lora_adapters@<model>: one LoRA adapter per domain on the base model, each
+saved to --out/<domain>."""
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from aistudio import paths
-from aistudio.cli import configure_logging, run_cli, selected_models
-from aistudio.config import load_mlflow_config, load_params
+from aistudio import layout
+from aistudio.cli import configure_logging, run_cli, stage_args
 from aistudio.io import write_json
-from aistudio.training import layout
 
 STAGE = "train_lora_adapters"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--params", type=Path, default=paths.PARAMS_FILE)
-    parser.add_argument("--mlflow-config", type=Path, default=paths.MLFLOW_FILE)
-    args = parser.parse_args()
-    params = load_params(args.params)
-    selected_models(params.models, [args.model])
+    args = stage_args(STAGE, __doc__, model="one", out=lambda model, _: layout.lora_dir(model))
     configure_logging(STAGE)
     # Imported after params are validated: a user error should not wait for (or print from) torch.
     from aistudio.training.stages import train_lora_adapters
 
-    metrics = train_lora_adapters(
-        params, args.model, Path(params.data.processed_dir), load_mlflow_config(args.mlflow_config)
-    )
+    metrics = train_lora_adapters(args.params, args.model, args.data, args.mlflow, out=args.out)
     write_json(layout.lora_metrics(args.model), metrics)
     return 0
 

@@ -133,7 +133,6 @@ class SplitConfig(Strict):
 
 class DataConfig(Strict):
     sources: list[SourceConfig] = Field(min_length=1)
-    processed_dir: str = "data/processed"
     domains: list[str] = Field(default_factory=lambda: list(DOMAINS), min_length=1)
     quality: QualityConfig = QualityConfig()
     pii: PiiConfig = PiiConfig()
@@ -141,6 +140,17 @@ class DataConfig(Strict):
     dedup: DedupConfig = DedupConfig()
     balance: BalanceConfig = BalanceConfig()
     split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_processed_dir(cls, data: Any) -> Any:
+        # Where splits go is the stages' --data/--out (aistudio.layout), named on dvc.yaml's cmd lines.
+        if isinstance(data, dict) and "processed_dir" in data:
+            raise ValueError(
+                "processed_dir is not a param any more, delete it: the stage scripts take --data and "
+                "--out (default data/processed)"
+            )
+        return data
 
     @model_validator(mode="after")
     def _domains_known(self) -> DataConfig:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from aistudio.layout import PARAMS_FILE
+
 # No hub access, no telemetry, and nothing written under the user's home directory.
 OFFLINE_DEFAULTS: dict[str, str] = {
     "HF_HUB_OFFLINE": "1",
@@ -21,7 +23,7 @@ def project_root() -> Path:
     """The repository root: where params.yaml lives, or the working directory."""
     here = Path.cwd()
     for candidate in (here, *here.parents):
-        if (candidate / "params.yaml").exists():
+        if (candidate / PARAMS_FILE).exists():
             return candidate
     return here
 

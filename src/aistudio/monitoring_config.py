@@ -14,8 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from aistudio.config import ClosedUnit, OpenUnit, Strict, read_yaml, validate
-
-MONITORING_CONFIG_FILE = Path("configs/monitoring_config.yaml")
+from aistudio.layout import MONITORING_CONFIG_FILE
 
 # The numeric input features the drift detector computes for every request (see
 # aistudio.serving.drift.input_features), and the categorical one. Defined here, below the

@@ -33,15 +33,14 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from aistudio import tracking
+from aistudio import layout, tracking
 from aistudio.config import LoraConfig, MlflowConfig, Params, QuantizationConfig
-from aistudio.data.prepare import split_path
 from aistudio.errors import UserError
 from aistudio.io import read_jsonl, write_json
+from aistudio.layout import merged_dir, split_path
 from aistudio.modeling.family import IGNORE_INDEX, ModelFamily
 from aistudio.modeling.loading import ModelCard, load_model_dir, save_model_dir
 from aistudio.modeling.prompts import Example, example_from_record
-from aistudio.training import layout
 from aistudio.training.adapters import ADAPTER_FILES, AdapterSet, attach_lora, save_adapter
 
 log = logging.getLogger(__name__)
@@ -51,9 +50,6 @@ VARIANT_NAMES: tuple[str, ...] = ("4bit", "8bit", "dynamic")
 # The unquantized model every variant is compared with; its directory is the source model's.
 REFERENCE = "fp32"
 VARIANT_FILE = "variant.json"
-QUANTIZATION_METRICS = layout.METRICS_DIR / "quantization.json"
-QUANTIZED_DIR = layout.MODELS_DIR / "quantized"
-MERGED_DIR = layout.MODELS_DIR / "merged"
 
 Status = Literal["ok", "unavailable"]
 
@@ -65,22 +61,18 @@ SMOKE_EXAMPLE = Example("### Instruction:\nSay something short.\n\n### Response:
 # --- layout -------------------------------------------------------------------------------------
 
 
-def variant_dir(model: str, variant: str, domain: str | None = None) -> Path:
-    """models/quantized/<model>/<variant>, or .../<model>/domains/<domain>/<variant> for a merged
-    domain model; the fp32 reference is the source model's own directory."""
+def variant_dir(
+    model: str, variant: str, domain: str | None = None, root: Path = layout.QUANTIZED_DIR
+) -> Path:
+    """layout.quantized_dir of a variant under `root`; the fp32 reference is the source model's
+    own directory (the base, or the merged domain model)."""
     if variant == REFERENCE:
         return merged_dir(model, domain) if domain else layout.base_dir(model)
     if variant not in VARIANT_NAMES:
         raise UserError(
             f"unknown quantized variant '{variant}': expected one of {[*VARIANT_NAMES, REFERENCE]}"
         )
-    root = QUANTIZED_DIR / model
-    return (root / "domains" / domain / variant) if domain else (root / variant)
-
-
-def merged_dir(model: str, domain: str) -> Path:
-    """A domain's LoRA adapter folded into the base weights: a standalone fp32 model."""
-    return MERGED_DIR / model / domain
+    return layout.quantized_dir(model, variant, domain, root)
 
 
 # --- how each variant is made -------------------------------------------------------------------
@@ -705,10 +697,15 @@ def check_base_models(model_names: Sequence[str]) -> None:
 
 
 def quantize_model(
-    params: Params, model_name: str, processed_dir: Path, mlflow_cfg: MlflowConfig | None = None
+    params: Params,
+    model_name: str,
+    processed_dir: Path,
+    mlflow_cfg: MlflowConfig | None = None,
+    out: Path = layout.QUANTIZED_DIR,
 ) -> dict[str, Any]:
     """The quantize_models stage for one model: every variant of the base (and, with
-    quantization.merged_domains, of each merged domain model), measured against its fp32 source."""
+    quantization.merged_domains, of each merged domain model) under `out`, measured against its
+    fp32 source."""
     if model_name not in params.models:
         raise UserError(f"--model '{model_name}' is not in params.yaml models {sorted(params.models)}")
     cfg = params.quantization
@@ -734,21 +731,34 @@ def quantize_model(
             lora_check,
         )
         results: dict[str, Any] = quantize_and_measure(
-            base, lambda v: variant_dir(model_name, v), cfg, inputs
+            base, lambda v: variant_dir(model_name, v, root=out), cfg, inputs
         )
         results[REFERENCE]["lora_adapters"] = (
             "trained" if adapters else "random probe (no trained adapters found)"
         )
         if cfg.merged_domains:
-            results["merged_domains"] = _merged_domains(params, model_name, adapters, inputs)
+            results["merged_domains"] = _merged_domains(params, model_name, adapters, inputs, out)
         if mlflow_cfg is not None:
-            ok = {v: variant_dir(model_name, v) for v in cfg.variants if results[v]["status"] == "ok"}
+            ok = {
+                v: variant_dir(model_name, v, root=out) for v in cfg.variants if results[v]["status"] == "ok"
+            }
             _log_to_mlflow(results, ok)
     return results
 
 
+def write_quantization_metrics(
+    path: Path, results: Mapping[str, Any], models: Sequence[str]
+) -> dict[str, Any]:
+    """metrics/quantization.json: a partial run (--model) keeps the other models' entries, but
+    never those of models no longer in params.yaml."""
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    merged = {**{name: entry for name, entry in previous.items() if name in models}, **results}
+    write_json(path, merged)
+    return merged
+
+
 def _merged_domains(
-    params: Params, model_name: str, adapters: Mapping[str, Path], inputs: MeasureInputs
+    params: Params, model_name: str, adapters: Mapping[str, Path], inputs: MeasureInputs, out: Path
 ) -> dict[str, Any]:
     cfg = params.quantization
     # Same prompts and records as the base, so merged and base numbers compare; no LoRA on a merged model.
@@ -763,6 +773,6 @@ def _merged_domains(
             continue
         source = merge_domain_model(model_name, domain, adapters[domain], merged_dir(model_name, domain))
         merged[domain] = quantize_and_measure(
-            source, lambda v, d=domain: variant_dir(model_name, v, d), cfg, plain
+            source, lambda v, d=domain: variant_dir(model_name, v, d, out), cfg, plain
         )
     return merged

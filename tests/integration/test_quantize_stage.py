@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 
+from aistudio import layout
 from aistudio.config import LoraConfig, MlflowConfig, Params, QuantizationConfig, TinyArchitecture
 from aistudio.errors import UserError
 from aistudio.modeling.family import ModelFamily, family_for
@@ -33,7 +34,6 @@ from aistudio.quantization import (
     quantize_variant,
     variant_dir,
 )
-from aistudio.training import layout
 from aistudio.training.adapters import AdapterSet, attach_lora, save_adapter
 
 # Tiny models gain nothing from a second thread (see single_torch_thread in tests/conftest.py).
@@ -245,7 +245,6 @@ def stage_workspace(tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyP
     data = yaml.safe_load((repo_root / "params.yaml").read_text())
     data["models"] = {"tiny": {"family": "causal", "tiny": ARCH.model_dump()}}
     data["quantization"] = {**CFG.model_dump(), "merged_domains": True}
-    data["data"]["processed_dir"] = str(processed)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     (tmp_path / "mlflow.yaml").write_text(
         yaml.safe_dump({"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "test"})

@@ -72,3 +72,13 @@ def test_missing_file_and_bad_yaml_are_user_errors(tmp_path: Path) -> None:
     bad.write_text("data: [unclosed\n")
     with pytest.raises(UserError, match=r"params.yaml: not valid YAML at line \d+"):
         load_params(bad)
+
+
+def test_a_params_file_that_still_sets_processed_dir_is_told_where_the_path_went(
+    tmp_path: Path, params_dict: dict
+) -> None:
+    params_dict["data"]["processed_dir"] = "data/processed"
+    assert _problems(tmp_path, params_dict) == [
+        "params.yaml: data: processed_dir is not a param any more, delete it: the stage scripts take "
+        "--data and --out (default data/processed)"
+    ]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from aistudio import layout
 from aistudio.config import QuantizationConfig, TinyArchitecture
 from aistudio.errors import UserError
 from aistudio.modeling.family import ModelFamily, family_for
@@ -25,7 +26,6 @@ from aistudio.quantization import (
     variant_dir,
     weight_bytes,
 )
-from aistudio.training import layout
 
 WORDS = "the cat sat on a mat and sang to the moon while rain fell softly".split()
 

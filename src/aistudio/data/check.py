@@ -9,9 +9,9 @@ from pathlib import Path
 from aistudio.config import DataConfig
 from aistudio.data.dedup import NearDuplicateIndex, exact_key
 from aistudio.data.pii import PiiScrubber
-from aistudio.data.prepare import split_path
 from aistudio.data.records import Record
 from aistudio.data.split import SPLITS
+from aistudio.layout import split_path
 
 _RECORD_FIELDS = {f.name: f.type for f in fields(Record)}
 

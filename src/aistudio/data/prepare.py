@@ -24,6 +24,7 @@ from aistudio.data.safety import SafetyScreen
 from aistudio.data.split import SPLITS, cap_to_ratios, group_by_domain, stratified_split, upsample_to_ratios
 from aistudio.errors import UserError
 from aistudio.io import write_json, write_jsonl
+from aistudio.layout import rejected_path, split_path
 
 log = logging.getLogger(__name__)
 TEXT_FIELDS = ("instruction", "input", "output", "text")
@@ -183,18 +184,11 @@ def prepare_records(cfg: DataConfig, root: Path, seed: int, progress: bool = Tru
     )
 
 
-def split_path(processed_dir: Path, split: str) -> Path:
-    return processed_dir / f"{split}_data.jsonl"
-
-
-REJECTED_FILE = "rejected.jsonl"
-
-
 def write_outputs(result: PrepareResult, processed_dir: Path, metrics_path: Path) -> dict[str, Any]:
     """Write splits, rejections and the quality report, each atomically."""
     for name, records in result.splits.items():
         write_jsonl(split_path(processed_dir, name), (r.to_json() for r in records))
-    write_jsonl(processed_dir / REJECTED_FILE, (r.to_json() for r in result.rejected))
+    write_jsonl(rejected_path(processed_dir), (r.to_json() for r in result.rejected))
     report = result.quality_report()
     write_json(metrics_path, report)
     return report

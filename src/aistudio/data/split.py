@@ -13,8 +13,9 @@ from dataclasses import replace
 
 from aistudio.config import BalanceConfig, SplitConfig
 from aistudio.data.records import Record, Rejection
+from aistudio.layout import SPLIT_NAMES
 
-SPLITS: tuple[str, ...] = ("train", "validation", "test")
+SPLITS = SPLIT_NAMES  # defined with their file names in aistudio.layout
 
 
 def _rng(seed: int, *salt: str) -> random.Random:

@@ -26,13 +26,11 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from aistudio.errors import UserError
 from aistudio.monitoring_config import RetrainConfig
 
-MONITORING_METRICS = Path("metrics/monitoring.json")
 SIGNALS: tuple[str, ...] = ("drift_score", "error_rate", "p95_latency_s", "positive_feedback_rate")
 DEFAULT_WINDOW = "1h"
 DEFAULT_TIMEOUT_S = 10.0

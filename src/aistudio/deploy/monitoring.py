@@ -21,10 +21,7 @@ from typing import Any
 import yaml
 
 from aistudio.errors import UserError
-
-ALERT_RULES = Path("configs/monitoring/alert_rules.yml")
-DASHBOARD = Path("configs/monitoring/grafana_dashboard.json")
-MONITORING_STACK = Path("k8s/monitoring-stack.yaml")
+from aistudio.layout import ALERT_RULES, DASHBOARD, MONITORING_STACK
 
 MONITORING_NAMESPACE = "monitoring"
 PROMETHEUS_RULE_NAME = "aistudio-model-server"

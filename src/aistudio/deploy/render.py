@@ -23,13 +23,11 @@ from typing import Any, Protocol
 
 import yaml
 
+from aistudio import layout
 from aistudio.deploy.validate import check_objects, image_problem, render
 from aistudio.errors import UserError
 from aistudio.io import atomic_writer, write_json
 
-K8S_ROOT = Path("k8s")
-RENDERED_DIR = Path("deploy/rendered")
-DEPLOY_METRICS = Path("metrics/deploy.json")
 DEFAULT_OVERLAYS: tuple[str, ...] = ("dev", "staging", "production")
 
 ROLLOUT_NAME = "model-server"
@@ -75,7 +73,7 @@ class Served:
 # --- input checks ------------------------------------------------------------------------------------
 
 
-def overlay_names(k8s_root: Path = K8S_ROOT) -> list[str]:
+def overlay_names(k8s_root: Path = layout.K8S_ROOT) -> list[str]:
     overlays = Path(k8s_root) / "overlays"
     return (
         sorted(p.name for p in overlays.iterdir() if (p / "kustomization.yaml").is_file())
@@ -267,10 +265,6 @@ def manifest_text(objects: list[dict[str, Any]], header: str) -> str:
     return comment + body
 
 
-def rendered_path(overlay: str, out_dir: Path = RENDERED_DIR) -> Path:
-    return Path(out_dir) / f"{overlay}.yaml"
-
-
 def write_manifest(path: Path, text: str) -> None:
     with atomic_writer(Path(path)) as out:
         out.write(text)
@@ -330,8 +324,8 @@ def render_and_validate_all(
     overlays: Iterable[str],
     champion_of: Callable[[], ModelPin | None],
     image: str | None = None,
-    out_dir: Path = RENDERED_DIR,
-    metrics_path: Path | None = DEPLOY_METRICS,
+    out_dir: Path = layout.RENDERED_DIR,
+    metrics_path: Path | None = layout.DEPLOY_METRICS,
 ) -> dict[str, OverlayResult]:
     """Render every overlay with the registry's champion (when there is one), validate it, write
     deploy/rendered/<overlay>.yaml and the metrics file; problems are returned, not raised.
@@ -350,7 +344,7 @@ def render_and_validate_all(
         objects = render_overlay(k8s_root, overlay, pin, image)
         shipped = served(objects)
         problems = [f"{overlay}: {problem}" for problem in check_objects(objects)]
-        path = rendered_path(overlay, out_dir)
+        path = layout.rendered_path(overlay, out_dir)
         header = header_for(overlay, pin, shipped, "scripts/deploy_models.py stage")
         write_manifest(path, manifest_text(objects, header))
         results[overlay] = OverlayResult(

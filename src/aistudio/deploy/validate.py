@@ -39,6 +39,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from aistudio import layout
 from aistudio.deploy.contract import metric_family
 from aistudio.errors import UserError
 
@@ -612,7 +613,7 @@ def _pod_references(ref: str, namespace: str | None, pod: dict[str, Any], index:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Render and check every kustomization under k8s/.")
-    parser.add_argument("k8s_root", nargs="?", type=Path, default=Path("k8s"), help="default: k8s")
+    parser.add_argument("k8s_root", nargs="?", type=Path, default=layout.K8S_ROOT, help="default: k8s")
     args = parser.parse_args(argv)
     results = validate_all(args.k8s_root)
     problems = [problem for found in results.values() for problem in found]

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from aistudio.evaluation.gates import GateReport
-from aistudio.evaluation.layout import PLOTS_DIR, plot_path
 from aistudio.evaluation.metrics import (
     P95_LATENCY,
     PARSE_RATE,
@@ -22,6 +21,7 @@ from aistudio.evaluation.metrics import (
 )
 from aistudio.evaluation.results import FORMS, FormResult, form_metrics
 from aistudio.io import atomic_writer, write_json
+from aistudio.layout import EVALUATION_PLOTS_DIR, evaluation_plot
 
 Results = Mapping[str, Mapping[str, Mapping[str, FormResult | Mapping[str, Any]]]]
 
@@ -204,11 +204,11 @@ def plot_rows(results: Results) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
-def write_plots(results: Results, directory: Path = PLOTS_DIR) -> list[Path]:
-    """One JSON list per domain (layout.plot_path), for `dvc plots` with x=label."""
+def write_plots(results: Results, directory: Path = EVALUATION_PLOTS_DIR) -> list[Path]:
+    """One JSON list per domain (layout.evaluation_plot), for `dvc plots` with x=label."""
     written = []
     for domain, rows in plot_rows(results).items():
-        path = Path(directory) / plot_path(domain).name
+        path = Path(directory) / evaluation_plot(domain).name
         write_json(path, rows)
         written.append(path)
     return written

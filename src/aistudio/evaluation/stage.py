@@ -14,20 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aistudio import tracking
+from aistudio import layout, tracking
 from aistudio.config import MlflowConfig, Params
 from aistudio.errors import UserError
 from aistudio.evaluation.behavioural import INVARIANCE_PROMPTS, invariance_check, minimum_functionality
 from aistudio.evaluation.evaluate import evaluate_form, make_generate_fn, make_nll_fn
 from aistudio.evaluation.gates import GateReport, beats_champion, check_gates, gate_summary, serving_form
+from aistudio.evaluation.report import write_plots, write_report
 from aistudio.evaluation.results import FormResult
+from aistudio.io import write_json
 from aistudio.modeling.loading import load_model_dir
-from aistudio.training import layout
 from aistudio.training.adapters import AdapterSet
 from aistudio.training.stages import SKIPPED_MARKER, for_domain, load_split
 
 log = logging.getLogger(__name__)
-BUNDLES_DIR = Path("models/bundles")
 # Training prompts sampled for the server's drift reference: plenty for stable bins, cheap to featurise.
 REFERENCE_PROMPTS = 2000
 
@@ -42,10 +42,6 @@ class ModelEvaluation:
 
     def gate_json(self) -> dict[str, Any]:
         return {**self.gate.to_json(), "registration": self.registration}
-
-
-def bundle_dir(model: str) -> Path:
-    return BUNDLES_DIR / model
 
 
 def _adapters(model: str, domains: list[str]) -> dict[str, Path]:
@@ -101,14 +97,18 @@ def serving_base_dir(params: Params, model: str) -> Path:
 
 
 def _evaluate_forms(
-    params: Params, model: str, test: list[Mapping[str, Any]], adapters: Mapping[str, Path]
+    params: Params,
+    model: str,
+    test: list[Mapping[str, Any]],
+    adapters: Mapping[str, Path],
+    processed_dir: Path,
 ) -> tuple[dict[str, dict[str, FormResult]], dict[str, dict[str, Any]]]:
     from aistudio.quantization import load_variant
 
     cfg, max_length = params.evaluation, params.training.max_length
     domains = [d for d in params.data.domains if for_domain(test, d)]
     if not domains:
-        raise UserError(f"{Path(params.data.processed_dir) / 'test_data.jsonl'}: the test split is empty")
+        raise UserError(f"{layout.split_path(processed_dir, 'test')}: the test split is empty")
     results: dict[str, dict[str, FormResult]] = {d: {} for d in domains}
     behaviour: dict[str, dict[str, Any]] = {}
 
@@ -151,8 +151,10 @@ def evaluate_model(
     processed_dir: Path,
     mlflow_cfg: MlflowConfig,
     registry_factory: Callable[[str], Any] | None = None,
+    bundles: Path = layout.BUNDLES_DIR,
 ) -> ModelEvaluation:
-    """Evaluate, gate, and register (and maybe promote) one base model's serving bundle."""
+    """Evaluate, gate, and register (and maybe promote) one base model's serving bundle, built
+    under `bundles`."""
     from aistudio.bundle import REFERENCE_PROFILE, build_bundle
     from aistudio.registry import ModelRegistry, check_reachable
 
@@ -164,9 +166,9 @@ def evaluate_model(
     test = load_split(processed_dir, "test")
     adapters = _adapters(model, params.data.domains)
     section = {"model": model, "evaluation": params.evaluation.model_dump()}
-    inputs = [layout.base_dir(model) / "model.safetensors", processed_dir / "test_data.jsonl"]
+    inputs = [layout.base_dir(model) / "model.safetensors", layout.split_path(processed_dir, "test")]
     with tracking.stage_run(mlflow_cfg, "evaluate", section, inputs, run_name=f"evaluate-{model}") as run:
-        results, behaviour = _evaluate_forms(params, model, test, adapters)
+        results, behaviour = _evaluate_forms(params, model, test, adapters, processed_dir)
         candidate = gate_summary(results, serving_form(params.evaluation))
         champion = registry.champion_summary(registered)
         gate = check_gates(candidate, params.evaluation.gates, champion)
@@ -181,10 +183,10 @@ def evaluate_model(
             "run_ids": {"evaluate": run.info.run_id},
         }
         reference = write_reference_profile(
-            model, load_split(processed_dir, "train"), BUNDLES_DIR / f".{model}-{REFERENCE_PROFILE}"
+            model, load_split(processed_dir, "train"), Path(bundles) / f".{model}-{REFERENCE_PROFILE}"
         )
         build_bundle(
-            bundle_dir(model),
+            layout.bundle_dir(model, bundles),
             serving_base_dir(params, model),
             adapters,
             model,
@@ -196,7 +198,7 @@ def evaluate_model(
         )
         reference.unlink()
         version = registry.register_bundle(
-            registered, bundle_dir(model), run.info.run_id, {"aistudio.model": model}
+            registered, layout.bundle_dir(model, bundles), run.info.run_id, {"aistudio.model": model}
         )
         decision = registry.promote_if_better(registered, version, gate.passed, beats)
         registration = {
@@ -214,3 +216,31 @@ def _family_name(model: str) -> str:
     from aistudio.modeling.loading import ModelCard
 
     return ModelCard.load(layout.base_dir(model)).family
+
+
+def write_stage_outputs(
+    evaluations: Mapping[str, ModelEvaluation],
+    metrics_path: Path = layout.EVALUATION_METRICS,
+    gate_path: Path = layout.GATE_METRICS,
+    report_path: Path = layout.EVALUATION_REPORT,
+    plots_dir: Path = layout.EVALUATION_PLOTS_DIR,
+) -> list[str]:
+    """The evaluate stage's metrics (model → domain → form → metrics), gate decisions, report and
+    plot rows; returns the models that failed a gate."""
+    results = {name: ev.results for name, ev in evaluations.items()}
+    write_json(
+        metrics_path,
+        {
+            name: {d: {form: r.metrics for form, r in forms.items()} for d, forms in domains.items()}
+            for name, domains in results.items()
+        },
+    )
+    write_json(gate_path, {name: ev.gate_json() for name, ev in evaluations.items()})
+    write_report(
+        report_path,
+        results,
+        {name: ev.gate for name, ev in evaluations.items()},
+        {name: ev.behaviour for name, ev in evaluations.items()},
+    )
+    write_plots(results, plots_dir)
+    return [name for name, ev in evaluations.items() if not ev.gate.passed]

@@ -28,7 +28,8 @@ from fastapi import FastAPI
 from aistudio.bundle import REFERENCE_PROFILE, LoadedBundle
 from aistudio.config import DOMAINS, validate
 from aistudio.errors import UserError
-from aistudio.monitoring_config import MONITORING_CONFIG_FILE, MonitoringConfig, load_monitoring_config
+from aistudio.layout import MONITORING_CONFIG_FILE
+from aistudio.monitoring_config import MonitoringConfig, load_monitoring_config
 from aistudio.serving.ab import ABRouter, FeedbackStore
 from aistudio.serving.auth import ApiKeyAuth
 from aistudio.serving.batcher import DynamicBatcher

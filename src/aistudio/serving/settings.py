@@ -20,8 +20,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from aistudio.config import Strict, format_validation_error, read_yaml
 from aistudio.errors import UserError
+from aistudio.layout import SERVING_CONFIG_FILE
 
-SERVING_CONFIG_FILE = Path("configs/serving.yaml")
 CONFIG_ENV = "AISTUDIO_SERVING_CONFIG"
 ENV_PREFIX = "AISTUDIO_"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})

@@ -13,11 +13,11 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from aistudio import tracking
+from aistudio import layout, tracking
 from aistudio.config import MlflowConfig, Params, TrainingConfig
-from aistudio.data.prepare import split_path
 from aistudio.errors import UserError
 from aistudio.io import atomic_writer, read_jsonl, write_json
+from aistudio.layout import split_path
 from aistudio.modeling.family import family_for
 from aistudio.modeling.loading import (
     ModelCard,
@@ -27,7 +27,6 @@ from aistudio.modeling.loading import (
     save_model_dir,
 )
 from aistudio.modeling.prompts import example_from_record
-from aistudio.training import layout
 from aistudio.training.adapters import (
     attach_lora,
     qlora_load_kwargs,
@@ -93,9 +92,14 @@ def _log_result(mlflow_cfg: MlflowConfig | None, result: TrainResult, model_dir:
 
 
 def train_base_model(
-    params: Params, model_name: str, processed_dir: Path, mlflow_cfg: MlflowConfig | None = None
+    params: Params,
+    model_name: str,
+    processed_dir: Path,
+    mlflow_cfg: MlflowConfig | None = None,
+    out: Path | None = None,
 ) -> dict[str, Any]:
-    """Tokenizer (trained on the train split unless one is given), model, fit, save."""
+    """Tokenizer (trained on the train split unless one is given), model, fit, save to `out`
+    (default: layout.base_dir)."""
     model_cfg = params.models[model_name]
     family = family_for(model_cfg.family)
     train, validation = load_split(processed_dir, "train"), load_split(processed_dir, "validation")
@@ -151,7 +155,7 @@ def train_base_model(
             key,
         )
         result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
-        out = layout.base_dir(model_name)
+        out = out or layout.base_dir(model_name)
         if is_main_process():
             save_model_dir(
                 out, model, tokenizer, ModelCard(model_name, family.name, "base", metrics=result.metrics())
@@ -162,15 +166,21 @@ def train_base_model(
 
 
 def finetune_domain_model(
-    params: Params, model_name: str, domain: str, processed_dir: Path, mlflow_cfg: MlflowConfig | None = None
+    params: Params,
+    model_name: str,
+    domain: str,
+    processed_dir: Path,
+    mlflow_cfg: MlflowConfig | None = None,
+    out: Path | None = None,
 ) -> dict[str, Any]:
-    """Continue training the base checkpoint on one domain's records only."""
+    """Continue training the base checkpoint on one domain's records only; save to `out`
+    (default: layout.domain_dir)."""
     if domain not in params.data.domains:
         raise UserError(f"--domain '{domain}' is not one of data.domains {params.data.domains}")
     cfg = params.finetune_training(model_name, domain)
     train = for_domain(load_split(processed_dir, "train"), domain)
     validation = for_domain(load_split(processed_dir, "validation"), domain)
-    out = layout.domain_dir(model_name, domain)
+    out = out or layout.domain_dir(model_name, domain)
     if not train or not validation:
         which = "train" if not train else "validation"
         reason = f"the {which} split has no '{domain}' records"
@@ -211,9 +221,15 @@ def finetune_domain_model(
 
 
 def train_lora_adapters(
-    params: Params, model_name: str, processed_dir: Path, mlflow_cfg: MlflowConfig | None = None
+    params: Params,
+    model_name: str,
+    processed_dir: Path,
+    mlflow_cfg: MlflowConfig | None = None,
+    out: Path | None = None,
 ) -> dict[str, Any]:
-    """One LoRA adapter per domain on top of the (optionally 4-bit) base model; adapters only are saved."""
+    """One LoRA adapter per domain on top of the (optionally 4-bit) base model; adapters only are
+    saved, each to `out`/<domain> (default: layout.lora_dir)."""
+    adapters_root = out or layout.lora_dir(model_name)
     lora = params.lora
     if lora.qlora:
         qlora_load_kwargs()  # fails before any training when 4-bit is unavailable here
@@ -259,7 +275,7 @@ def train_lora_adapters(
                 "lora.training",
             )
             result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
-            out = layout.lora_dir(model_name, domain)
+            out = adapters_root / domain
             save_adapter(peft_model, out, domain)
             write_loss_curve(layout.loss_plot(f"lora/{model_name}", domain), result.history)
             if mlflow_cfg is not None:

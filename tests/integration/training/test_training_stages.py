@@ -11,10 +11,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from aistudio import layout
 from aistudio.config import load_mlflow_config, load_params
 from aistudio.errors import UserError
 from aistudio.modeling.loading import load_model_dir
-from aistudio.training import layout
 from aistudio.training.adapters import AdapterSet
 from aistudio.training.stages import finetune_domain_model, train_base_model, train_lora_adapters
 

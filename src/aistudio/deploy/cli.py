@@ -1,0 +1,228 @@
+"""Render, check, apply and steer the model server's Kubernetes environments.
+
+    python -m aistudio.deploy.cli <command> (or scripts/deploy_models.py <command>):
+
+    render    --overlay production --model-version champion --image ghcr.io/aistudio/model-server:0.2.0
+    validate  [--overlay production]          the overlays, and deploy/rendered/*.yaml if present
+    apply     --overlay production --context prod [--yes]
+    status | promote | abort | rollback  --overlay production --context prod [--yes]
+    stage     the DVC `deploy` stage: every overlay with the registry's champion, validated
+              (what scripts/deploy_models.py runs without a command)
+
+Cluster commands are dry runs unless --yes: they print the exact kubectl command lines and
+call nothing (`status` only reads, so it runs). Exit 2: bad input; exit 1: validation problems
+or a failed kubectl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aistudio import layout
+from aistudio.config import load_mlflow_config
+from aistudio.deploy import actions, render
+from aistudio.deploy.validate import check_objects, validate_all, validate_overlay
+from aistudio.errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--k8s", type=Path, default=layout.K8S_ROOT, help="kustomize root (default: k8s)")
+    common.add_argument(
+        "--rendered-dir",
+        "--out",
+        dest="rendered_dir",
+        type=Path,
+        default=layout.RENDERED_DIR,
+        help="where rendered manifests are (default: deploy/rendered)",
+    )
+    registry = argparse.ArgumentParser(add_help=False)
+    registry.add_argument(
+        "--model", default="phi2", help="params model key; mlflow.yaml registry names it (default: phi2)"
+    )
+    registry.add_argument("--tracking-uri", help="MLflow tracking URI (default: mlflow.yaml's)")
+    registry.add_argument("--mlflow-config", type=Path, default=layout.MLFLOW_FILE)
+    registry.add_argument(
+        "--image", help="registry/name:tag or @sha256 digest (default: the overlay's image)"
+    )
+    cluster = argparse.ArgumentParser(add_help=False)
+    cluster.add_argument("--overlay", required=True, help="dev, staging or production")
+    cluster.add_argument("--context", help="kubeconfig context of the target cluster (required)")
+    cluster.add_argument("--yes", action="store_true", help="run the commands (default: print them)")
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("render", parents=[common, registry], help="pin a model version and image")
+    p.add_argument("--overlay", required=True)
+    p.add_argument("--model-version", required=True, help="a version number or an alias (champion, ...)")
+    p = sub.add_parser("validate", parents=[common], help="offline checks of overlays and rendered files")
+    p.add_argument("--overlay", help="only this overlay (default: all, plus the platform)")
+    sub.add_parser("apply", parents=[common, cluster], help="kubectl apply deploy/rendered/<overlay>.yaml")
+    steering = {
+        "status": "show the Rollout: phase, step, stable and canary hashes (a read; runs without --yes)",
+        "promote": "let a paused canary or blue-green rollout move on",
+        "abort": "send all traffic back to the stable ReplicaSet",
+        "rollback": "return the Rollout to its previous revision (argo rollouts undo)",
+    }
+    for action in actions.ROLLOUT_ACTIONS:
+        p = sub.add_parser(action, parents=[common, cluster], help=steering[action])
+        if action == "status":
+            p.add_argument("--watch", action="store_true", help="keep watching")
+    p = sub.add_parser("stage", parents=[common, registry], help="the DVC deploy stage")
+    p.add_argument("--overlays", nargs="+", default=list(render.DEFAULT_OVERLAYS))
+    p.add_argument("--metrics", type=Path, default=layout.DEPLOY_METRICS)
+    return parser
+
+
+def _registry(args: argparse.Namespace):
+    """The MLflow registry of mlflow.yaml (or --tracking-uri), and the registered name of --model."""
+    mlflow_cfg = load_mlflow_config(args.mlflow_config)
+    name = render.registered_name(mlflow_cfg.registry, args.model)
+    tracking_uri = args.tracking_uri or mlflow_cfg.tracking_uri
+    store = Path(tracking_uri.removeprefix("sqlite:///")) if tracking_uri.startswith("sqlite:///") else None
+    if store is not None and not store.is_file():  # MLflow would create an empty store here
+        return None, name, tracking_uri
+    from aistudio.registry import ModelRegistry, check_reachable  # mlflow takes seconds to import
+
+    check_reachable(tracking_uri)
+    return ModelRegistry(tracking_uri), name, tracking_uri
+
+
+def _report(problems: list[str]) -> int:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    render.overlay_dir(args.k8s, args.overlay)
+    image = render.check_image(args.image) if args.image is not None else None
+    registry, name, tracking_uri = _registry(args)
+    if registry is None:
+        raise UserError(f"no MLflow store at {tracking_uri}; register a model first (make pipeline)")
+    pin = render.resolve_model_version(registry, name, args.model_version)
+    objects = render.render_overlay(args.k8s, args.overlay, pin, image)
+    shipped = render.served(objects)
+    path = layout.rendered_path(args.overlay, args.rendered_dir)
+    header = render.header_for(args.overlay, pin, shipped, "scripts/deploy_models.py render")
+    render.write_manifest(path, render.manifest_text(objects, header))
+    print(f"{path}: {len(objects)} objects, {pin.describe()}, image {shipped.image}")
+    return _report([f"{args.overlay}: {p}" for p in check_objects(objects)])
+
+
+def _validate(args: argparse.Namespace) -> int:
+    if args.overlay:
+        results = {args.overlay: validate_overlay(render.overlay_dir(args.k8s, args.overlay))}
+    else:
+        results = validate_all(args.k8s)
+    for path in sorted(args.rendered_dir.glob("*.yaml")) if args.rendered_dir.is_dir() else []:
+        if args.overlay in (None, path.stem):
+            results[str(path)] = [f"{path}: {p}" for p in check_objects(render.load_manifest(path))]
+    for name, problems in results.items():
+        print(f"{name}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+    return _report([p for problems in results.values() for p in problems])
+
+
+def _require_kubectl() -> None:
+    if shutil.which("kubectl") is None:
+        raise UserError("kubectl is not on PATH; install kubectl >= 1.27")
+
+
+def _run(commands: list[list[str]]) -> int:
+    _require_kubectl()
+    for command in commands:
+        print(f"$ {actions.show(command)}", flush=True)
+        code = subprocess.run(command, check=False).returncode
+        if code != 0:
+            print(f"kubectl exited with {code}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _dry_run(lines: list[str]) -> int:
+    print("dry run, nothing was changed; add --yes to run:")
+    print("\n".join(f"  {line}" for line in lines))
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    context = actions.require_context("apply", args.context)
+    namespace = actions.overlay_namespace(args.k8s, args.overlay)
+    path = layout.rendered_path(args.overlay, args.rendered_dir)
+    objects = render.load_manifest(path)
+    problems = [f"{path}: {p}" for p in check_objects(objects)]
+    if problems:
+        return _report([*problems, f"refusing to apply {path}: fix and re-render it"])
+    command = actions.apply_command(path, context)
+    if args.yes:
+        return _run([command])
+    _dry_run([actions.show(command)])
+    print(f"it would apply {len(objects)} objects in namespace {namespace} (context {context}):")
+    print("\n".join(f"  {name}" for name in actions.object_names(objects)))
+    return 0
+
+
+def _steer(args: argparse.Namespace) -> int:
+    context = actions.require_context(args.command, args.context)
+    namespace = actions.overlay_namespace(args.k8s, args.overlay)
+    plan = actions.rollout_plan(
+        args.command, namespace, context, actions.argo_plugin_available(), getattr(args, "watch", False)
+    )
+    if not (args.yes or args.command in actions.READ_ONLY_ACTIONS):
+        return _dry_run([actions.show(c) for c in plan.commands])
+    if not plan.needs_history:
+        return _run(plan.commands)
+    # rollback without the plugin: the patch carries the previous ReplicaSet's pod template.
+    listing = plan.commands[0]
+    _require_kubectl()
+    print(f"$ {actions.show(listing)}", flush=True)
+    found = subprocess.run(listing, capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        print(found.stderr.strip() or f"kubectl exited with {found.returncode}", file=sys.stderr)
+        return 1
+    revision, patch = actions.undo_patch_command(namespace, context, json.loads(found.stdout))
+    print(f"rolling back to revision {revision}")
+    return _run([patch])
+
+
+def _stage(args: argparse.Namespace) -> int:
+    image = render.check_image(args.image) if args.image is not None else None
+    for overlay in args.overlays:
+        render.overlay_dir(args.k8s, overlay)
+    registry, name, _ = _registry(args)
+    results = render.render_and_validate_all(
+        args.k8s,
+        args.overlays,
+        lambda: render.champion_pin(registry, name) if registry is not None else None,
+        image=image,
+        out_dir=args.rendered_dir,
+        metrics_path=args.metrics,
+    )
+    for overlay, result in results.items():
+        shipped = result.served
+        print(
+            f"{overlay}: {result.objects} objects, {shipped.model_name} version {shipped.model_version} "
+            f"({result.resolution}), image {shipped.image}, {len(result.problems)} problem(s)"
+        )
+    return _report([p for result in results.values() for p in result.problems])
+
+
+_HANDLERS = {"render": _render, "validate": _validate, "apply": _apply, "stage": _stage}
+COMMANDS: tuple[str, ...] = (*_HANDLERS, *actions.ROLLOUT_ACTIONS)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return _HANDLERS.get(args.command, _steer)(args)
+
+
+if __name__ == "__main__":
+    from aistudio.cli import run_cli
+
+    run_cli(main)

@@ -10,27 +10,51 @@ from pathlib import Path
 
 import pytest
 
+from aistudio import layout
 from aistudio.environment import OFFLINE_DEFAULTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# What a stage-level test needs from the repository; outputs and environments are left behind.
-_COPY_IGNORE = shutil.ignore_patterns(
-    ".venv",
-    ".git",
-    ".hf",
-    ".cache",
-    "mlruns",
-    "mlflow.db",
-    "models",
-    "logs",
-    "__pycache__",
-    ".pytest_cache",
-    "processed",
-    "bench",
-    ".dvc-remote",
-    "tmp",
-    "rendered",
+# What a copy leaves behind, relative to the root: environments, caches and everything a user's runs
+# wrote. A copy starts as a fresh clone with DVC's cache (and run-cache) of its own, so nothing a
+# user ran before (`make pipeline`, a restored run-cache, a dvc.lock) changes what a test sees.
+_LEFT_BEHIND = frozenset(
+    {
+        ".venv",
+        ".git",
+        ".hf",
+        ".cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".dvc-remote",
+        ".optuna",
+        ".prometheus",
+        "mlruns",
+        "mlartifacts",
+        "mlflow.db",
+        "dvc.lock",
+        "dvc_plots",
+        "bench",
+        ".dvc/cache",
+        ".dvc/tmp",
+        ".dvc/config.local",
+        *(
+            path.as_posix()
+            for path in (
+                layout.MODELS_DIR,
+                layout.PROCESSED_DIR,
+                layout.FEATURES_DIR,
+                layout.METRICS_DIR,
+                layout.RENDERED_DIR,
+                layout.LOGS_DIR,
+            )
+        ),
+    }
 )
+
+
+def _left_behind(directory: str, names: list[str]) -> set[str]:
+    relative = Path(directory).relative_to(REPO_ROOT)
+    return {n for n in names if n == "__pycache__" or (relative / n).as_posix() in _LEFT_BEHIND}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -58,9 +82,11 @@ def repo_root() -> Path:
 
 
 def copy_repo(dest: Path) -> Path:
-    """A throwaway git+DVC checkout of the working tree, for running real stages and dvc commands."""
-    shutil.copytree(REPO_ROOT, dest, ignore=_COPY_IGNORE, symlinks=True)
-    (dest / "models").mkdir(exist_ok=True)
+    """A throwaway git+DVC checkout of the working tree, for running real stages and dvc commands;
+    its DVC cache is its own (set in .dvc/config.local, which outranks a user's global config)."""
+    shutil.copytree(REPO_ROOT, dest, ignore=_left_behind, symlinks=True)
+    (dest / layout.MODELS_DIR).mkdir(exist_ok=True)
+    (dest / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {dest / '.dvc' / 'cache'}\n")
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
     subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
     subprocess.run([*git, "add", "-A"], cwd=dest, check=True)

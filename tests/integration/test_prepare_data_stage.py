@@ -89,6 +89,15 @@ def test_check_data_quality_passes_on_fresh_output_and_fails_on_a_leak(prepared:
     assert result.returncode == 1 and "split leak" in result.stderr
 
 
+def test_the_copy_runs_with_a_dvc_cache_of_its_own(prepared: Path) -> None:
+    # Sharing the working tree's cache would let a user's earlier `dvc repro` (its run-cache) decide
+    # whether the stage runs here, and with it whether an MLflow run is logged.
+    shown = _run([str(BIN / "dvc"), "cache", "dir"], prepared).stdout.strip()
+    assert Path(shown) == prepared / ".dvc" / "cache"
+    runs = [p for p in (prepared / ".dvc" / "cache" / "runs").rglob("*") if p.is_file()]
+    assert len(runs) == 1  # the run this copy made, and no other
+
+
 def test_mlflow_run_has_params_metrics_artifact_and_lineage(prepared: Path) -> None:
     db = sqlite3.connect(prepared / "mlflow.db")
     (run_uuid,) = db.execute("select run_uuid from runs").fetchone()

@@ -200,7 +200,9 @@ def test_lora_adapters_change_outputs_and_serve_mixed_batches_on_every_variant(q
         assert len(outputs) == 2 and all(isinstance(o, str) for o in outputs)
 
 
-def test_bnb_4bit_on_a_width_it_cannot_tile_is_unavailable_with_the_reason(tmp_path: Path) -> None:
+def test_bnb_4bit_on_an_odd_width_is_ok_and_measured_or_unavailable_with_the_reason(tmp_path: Path) -> None:
+    """Whether bitsandbytes' CPU 4-bit kernels tile a width that is not a multiple of 64 differs by
+    CPU and library build: either outcome is fine, as long as it is well-formed."""
     family = family_for("causal")
     # 96 is not a multiple of 64: params.yaml refuses it, so build around the validator to get there.
     odd = TinyArchitecture.model_construct(
@@ -209,13 +211,24 @@ def test_bnb_4bit_on_a_width_it_cannot_tile_is_unavailable_with_the_reason(tmp_p
     source = save_tiny(tmp_path / "fp32", family, odd)
     out = tmp_path / "4bit"
     outcome = quantize_variant(source, "4bit", CFG, out)
-    assert outcome.status == "unavailable"
-    assert "bitsandbytes nf4" in outcome.reason and "fails on cpu" in outcome.reason
-    assert "hidden size 96 is not a multiple of 64" in outcome.reason
-    assert [p.name for p in out.iterdir()] == [VARIANT_FILE]
-    assert json.loads((out / VARIANT_FILE).read_text())["reason"] == outcome.reason
-    with pytest.raises(UserError, match="unavailable on the machine that produced it"):
-        load_variant(out)
+    recorded = json.loads((out / VARIANT_FILE).read_text())
+    assert recorded["status"] == outcome.status
+    if outcome.ok:
+        assert outcome.backend.startswith("bitsandbytes") and outcome.method and not outcome.reason
+        assert "model.safetensors" in {p.name for p in out.iterdir()}
+        model, tokenizer, card, loaded_family = load_variant(out)
+        assert (card.stage, card.metrics["variant"]) == ("quantized", "4bit")
+        metrics = measure_variant(model, tokenizer, loaded_family, ["the cat sat"], _records(4), CFG)
+        assert metrics["size_bytes"] > 0 and metrics["latency_p50_s"] > 0
+        assert metrics["perplexity"] is not None and metrics["perplexity"] > 1.0
+    else:
+        assert outcome.status == "unavailable"
+        assert "bitsandbytes nf4" in outcome.reason and "fails on cpu" in outcome.reason
+        assert "hidden size 96 is not a multiple of 64" in outcome.reason
+        assert [p.name for p in out.iterdir()] == [VARIANT_FILE]
+        assert recorded["reason"] == outcome.reason
+        with pytest.raises(UserError, match="unavailable on the machine that produced it"):
+            load_variant(out)
 
 
 def test_a_backend_that_does_not_import_makes_the_variant_unavailable(

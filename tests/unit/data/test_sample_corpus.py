@@ -202,3 +202,13 @@ def test_scaled_corpus_writes_about_the_requested_number_of_records(tmp_path: Pa
 def test_scale_below_one_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="scale must be >= 1"):
         write_sample_corpus(tmp_path, scale=0)
+
+
+def test_committed_raw_corpus_is_what_the_generator_writes(tmp_path: Path) -> None:
+    # data/raw is generated, never hand-edited: regenerate it with scripts/generate_sample_corpus.py.
+    committed = Path(__file__).resolve().parents[3] / "data" / "raw"
+    write_sample_corpus(tmp_path)
+    files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file())
+    changed = [f for f in files if (tmp_path / f).read_bytes() != (committed / f).read_bytes()]
+    assert not changed, f"{len(changed)} file(s) differ from the generator, e.g. {changed[:3]}"

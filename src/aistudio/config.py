@@ -42,7 +42,7 @@ class Strict(BaseModel):
 
 # --- data -------------------------------------------------------------------------------------
 
-RECORD_FIELDS = ("instruction", "input", "output", "text", "domain", "id")
+RECORD_FIELDS = ("instruction", "input", "output", "text", "domain", "id", "entry_point", "tests")
 
 
 class SourceConfig(Strict):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aistudio.config import SourceConfig
+from aistudio.config import RECORD_FIELDS, SourceConfig
 from aistudio.data.records import Record, Rejection
 from aistudio.errors import UserError
 
@@ -162,7 +162,7 @@ def _from_mapping(src: SourceFile, line: int, obj: Any) -> Item:
         return Rejection("invalid_json", src.name, line, f"expected an object, got {type(obj).__name__}")
     mapping = src.config.fields
     values: dict[str, str] = {}
-    for field in ("instruction", "input", "output", "text", "domain", "id"):
+    for field in RECORD_FIELDS:
         key = mapping.get(field, field)
         value = obj.get(key)
         if value is None:
@@ -180,4 +180,7 @@ def _from_mapping(src: SourceFile, line: int, obj: Any) -> Item:
         input=values.get("input", "").strip(),
         output=values.get("output", "").strip(),
         text=values.get("text", "").strip(),
+        entry_point=values.get("entry_point", "").strip(),
+        # Test source keeps its layout: indentation and blank lines are Python syntax.
+        tests=values.get("tests", ""),
     )

@@ -85,3 +85,28 @@ def test_a_source_with_no_usable_record_is_a_user_error(tmp_path: Path) -> None:
     cfg = _config(tmp_path, [{"domain": "analysis", "instruction": "short", "output": "x"}])
     with pytest.raises(UserError, match=r"data.sources.0.path 'raw/\*.jsonl' yielded no usable record"):
         prepare_records(cfg, tmp_path, seed=1, progress=False)
+
+
+def test_code_records_carry_entry_point_and_tests_into_the_splits(tmp_path: Path) -> None:
+    tests_source = "assert add_prices(1, 2) == 3\nassert add_prices(-1, 1) == 0\n"
+    rows = _lines()
+    for row in rows[:30]:
+        row |= {"entry_point": "add_prices", "tests": tests_source}
+    # The source's own names, mapped like every other field; the email in the prose is scrubbed,
+    # the test source is carried as it is.
+    rows = [{"check": r.pop("tests", ""), **r} for r in rows]
+    rows[0]["instruction"] += " Questions to ann.lee@example.org"
+    cfg = _config(tmp_path, rows)
+    source = cfg.sources[0].model_copy(update={"fields": {"domain": "domain", "tests": "check"}})
+    cfg = cfg.model_copy(update={"sources": [source]})
+    result = prepare_records(cfg, tmp_path, seed=1, progress=False)
+    write_outputs(result, tmp_path / "processed", tmp_path / "quality.json")
+    written = [
+        json.loads(line)
+        for split in ("train", "validation", "test")
+        for line in (tmp_path / "processed" / f"{split}_data.jsonl").read_text().splitlines()
+    ]
+    with_code = [r for r in written if r["entry_point"]]
+    assert len(with_code) >= 25
+    assert all(r["entry_point"] == "add_prices" and r["tests"] == tests_source for r in with_code)
+    assert any("[EMAIL]" in r["instruction"] for r in with_code)

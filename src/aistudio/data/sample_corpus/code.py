@@ -21,6 +21,7 @@ from aistudio.data.sample_corpus.text import (
     repetitive_text,
     unsafe_sentence,
 )
+from aistudio.data.sample_corpus.unit_tests import render_tests, signature
 
 # --- code: templates over identifier pools --------------------------------------------------------
 
@@ -41,6 +42,7 @@ class _CodeSpec:
     names: dict[str, tuple[str, ...]] = field(default_factory=dict)
     demo: str = ""
     kind: str = "function"  # function | class | entity
+    tests: tuple[str, ...] = ()  # check lines, see unit_tests.py
 
 
 @lru_cache(maxsize=512)
@@ -57,6 +59,7 @@ def _spec(entry: dict) -> _CodeSpec:
         dict(entry.get("names", {})),
         entry.get("demo", ""),
         entry["kind"],
+        entry.get("tests", ()),
     )
 
 
@@ -78,6 +81,10 @@ class CodeSample:
     instruction: str
     input: str
     output: str
+    # The name the answer must define and assert statements its output passes (empty for defects
+    # that are rejected before training, such as too-short or repetitive records).
+    entry_point: str = ""
+    tests: str = ""
 
 
 def _literal_list(values: Sequence[object]) -> str:
@@ -156,8 +163,17 @@ class _DemoValues(dict[str, str]):
         return makers[name]()
 
 
-def _render_code(spec: _CodeSpec, rng: random.Random) -> tuple[str, str, str, str]:
-    """(task sentence, function name, code, example call) for one instance of spec."""
+@dataclass(frozen=True)
+class _RenderedCode:
+    task: str
+    fn: str
+    code: str
+    example: str
+    tests: str
+
+
+def _render_code(spec: _CodeSpec, rng: random.Random) -> _RenderedCode:
+    """One instance of spec: its task sentence, names, code, example call and unit tests."""
     entity = rng.choice(CODE.entities)
     plural, single, fields, keys = entity["plural"], entity["single"], entity["fields"], entity["keys"]
     fld, key = rng.choice(fields), rng.choice(keys)
@@ -174,14 +190,32 @@ def _render_code(spec: _CodeSpec, rng: random.Random) -> tuple[str, str, str, st
     task = Template(rng.choice(spec.tasks)).substitute(mapping)
     code = _template(rng.choice(spec.bodies)).substitute(mapping)
     example = _template(spec.demo).substitute(mapping) if spec.demo else ""
-    return task, mapping["fn"], code, example
+    reference = _template(spec.bodies[0]).substitute(mapping)
+    checks = [Template(line).substitute(mapping) for line in spec.tests]
+    tests = render_tests(reference, checks) if checks else ""
+    return _RenderedCode(task, mapping["fn"], code, example, tests)
+
+
+def _named_opener(opener: str, spec: _CodeSpec, code: str, fn: str) -> str:
+    """'Write a Python function that' -> 'Write a Python function `top_words(text, limit=3)` that'."""
+    head, connector = opener.rsplit(" ", 1)
+    call, methods = signature(code, fn)
+    if not methods:
+        return f"{head} `{call}` {connector}"
+    listed = (
+        ", ".join(f"`{m}`" for m in methods[:-1]) + (" and " if len(methods) > 1 else "") + f"`{methods[-1]}`"
+    )
+    return f"{head} `{call}` (with {listed}) {connector}"
 
 
 def _code_sample(spec: _CodeSpec, rng: random.Random) -> CodeSample:
-    task, fn, code, example = _render_code(spec, rng)
+    rendered = _render_code(spec, rng)
+    task, fn, code, example = rendered.task, rendered.fn, rendered.code, rendered.example
     facts = {"fn": fn, "team": rng.choice(VOCABULARY.teams), "example": example.split("\n")[-1].strip() or fn}
-    opener = rng.choice(CODE.class_openers if spec.kind == "class" else CODE.function_openers)
-    instruction = f"{opener} {task}."
+    opener = rng.choice(
+        CODE.class_openers if spec.kind == "class" or fn[:1].isupper() else CODE.function_openers
+    )
+    instruction = f"{_named_opener(opener, spec, code, fn)} {task}."
     for aside in rng.sample(CODE.code_asides, rng.randint(0, 2)):
         instruction += " " + fill(rng, aside, facts)
     user_input = ""
@@ -193,7 +227,7 @@ def _code_sample(spec: _CodeSpec, rng: random.Random) -> CodeSample:
         output = fill(rng, rng.choice(CODE.code_headers), facts) + "\n" + output
     if example and rng.random() < 0.5:
         output += f'\n\n\nif __name__ == "__main__":\n    {example}'
-    return CodeSample(instruction, user_input, output + "\n")
+    return CodeSample(instruction, user_input, output + "\n", fn, rendered.tests)
 
 
 # Entity snippets vary most (30 entities x fields x keys), so they carry the largest share.
@@ -240,7 +274,7 @@ def code_mojibake(rng: random.Random, i: int) -> CodeSample:
     base = _random_code_sample(rng)
     garbled = mojibake_text(base.instruction, rng)
     note = mojibake("# Don’t rename: the café’s “legacy” résumé parser calls this.")
-    return CodeSample(garbled, base.input, note + "\n" + base.output)
+    return replace(base, instruction=garbled, output=note + "\n" + base.output)
 
 
 def code_unsafe(rng: random.Random, category: str) -> CodeSample:
@@ -251,7 +285,7 @@ def code_unsafe(rng: random.Random, category: str) -> CodeSample:
 def code_recased(sample: CodeSample, rng: random.Random) -> CodeSample:
     # Only the prose changes case; trailing blanks on code lines keep it valid Python.
     output = "\n".join(line + "  " for line in sample.output.split("\n"))
-    return CodeSample(recased(sample.instruction, rng), sample.input, output)
+    return replace(sample, instruction=recased(sample.instruction, rng), output=output)
 
 
 def code_near_copy(sample: CodeSample, rng: random.Random) -> CodeSample:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aistudio.data.sample_corpus.analysis import ANALYSIS_KIT, clean_analysis_samples
 from aistudio.data.sample_corpus.articles import ARTICLE_KIT, clean_articles
-from aistudio.data.sample_corpus.code import CODE_KIT, clean_code_samples
+from aistudio.data.sample_corpus.code import CODE_KIT, CodeSample, clean_code_samples
 from aistudio.data.sample_corpus.creative import CREATIVE_KIT, clean_creative
 from aistudio.data.sample_corpus.defects import interleave, plant_defects
 from aistudio.data.sample_corpus.layout import (
@@ -56,12 +56,18 @@ def _rng(seed: int, part: str) -> random.Random:
     return random.Random(f"{seed}:{part}")
 
 
+def _snippet_fields(sample: CodeSample) -> dict[str, str]:
+    fields = {"instruction": sample.instruction, "input": sample.input, "output": sample.output}
+    if sample.entry_point:  # planted defects such as too-short records have no tests
+        fields |= {"entry_point": sample.entry_point, "tests": sample.tests}
+    return fields
+
+
 def _write_code(root: Path, rng: random.Random, clean_count: int, multiplier: int) -> dict[str, int]:
     clean, extras = plant_defects(clean_code_samples(rng, clean_count), CODE_KIT, rng, multiplier)
     n_extra = round(clean_count * CODE_EXTRA_SHARE)
     extra_json, snippets = clean[:n_extra], interleave(rng, clean[n_extra:], extras)
-    lines = [json.dumps({"instruction": s.instruction, "input": s.input, "output": s.output},
-                        ensure_ascii=False).encode("utf-8") for s in snippets]  # fmt: skip
+    lines = [json.dumps(_snippet_fields(s), ensure_ascii=False).encode("utf-8") for s in snippets]
     for bad in (*_BROKEN_JSON_LINES, _INVALID_UTF8_LINE):
         lines.insert(rng.randint(1, len(lines)), bad)
     (root / "code").mkdir(parents=True, exist_ok=True)
@@ -72,6 +78,8 @@ def _write_code(root: Path, rng: random.Random, clean_count: int, multiplier: in
             "prompt": s.instruction + (f"\n\n{s.input}" if s.input else ""),
             "completion": s.output,
             "lang": "python",
+            "entry_point": s.entry_point,
+            "tests": s.tests,
         }
         for s in extra_json
     ]

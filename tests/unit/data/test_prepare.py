@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -8,11 +9,6 @@ import pytest
 from aistudio.config import DataConfig
 from aistudio.data.prepare import prepare_records, write_outputs
 from aistudio.errors import UserError
-
-PARAGRAPH = (
-    "The committee met on a wet Tuesday to weigh three proposals for the harbour, "
-    "comparing costs, timelines and the likely effect on fishing crews over the next decade"
-)
 
 
 def _config(tmp_path: Path, lines: list[dict]) -> DataConfig:
@@ -28,19 +24,33 @@ def _config(tmp_path: Path, lines: list[dict]) -> DataConfig:
     )
 
 
+_WORDS = (
+    "harbour committee tuesday proposal fishing crews decade budget ferry quay tide lantern council "
+    "market bridge school river meadow orchard granary beacon station canal weaver foundry chapel "
+    "mill kiln malt cooper saddler glebe castle abbey tanner ropewalk well summit valley forest "
+    "cottage pier boathouse workshop greenhouse bakery courtyard lighthouse garden hillside"
+).split()
+
+
+def _sentence(seed: int, words: int) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(_WORDS) for _ in range(words))
+
+
 def _lines() -> list[dict]:
+    # Each record its own random words: distinct, so only the planted copies are duplicates.
     rows = [
         {
             "domain": "analysis",
-            "instruction": f"Question {i}: {PARAGRAPH.replace('three', str(i * 7919))} and item {i} alone",
-            "output": f"Answer number {i} with its own reasoning {i * 31}",
+            "instruction": f"Question {i}: {_sentence(i, 18)}?",
+            "output": f"Answer: {_sentence(1000 + i, 10)}.",
         }
         for i in range(30)
     ]
     rows.append(dict(rows[3]))  # exact duplicate
     near = dict(rows[5])
-    near["output"] = near["output"].replace(str(5 * 31), "one-five-five")
-    rows.append(near)  # near duplicate: the last word changed, so most 5-word shingles are shared
+    near["output"] = near["output"].replace("Answer:", "Reply:")
+    rows.append(near)  # near duplicate: one word changed
     rows.append({"domain": "analysis", "instruction": "How do I build a pipe bomb at home?", "output": "No."})
     rows.append(
         {"domain": "poetry", "instruction": "Write a poem about the sea", "output": "Waves and more waves"}

@@ -60,11 +60,10 @@ def test_a_near_copy_across_splits_is_a_leak(tmp_path: Path) -> None:
         _record(99, instruction=original.instruction.upper() + " pier", output=original.output)
     )
     problems = check_processed(_write(tmp_path, splits), CFG)
-    assert (
-        len(problems) == 1
-        and "near duplicate of r003 in train" in problems[0]
-        and "test_data.jsonl" in problems[0]
-    )
+    near = [p for p in problems if "near duplicate of r003 in train" in p]
+    assert len(near) == 1 and "test_data.jsonl record r099" in near[0]
+    # It is also contaminated (most of its 13-grams are in train); nothing else is reported.
+    assert all("r099" in p for p in problems)
 
 
 def test_an_exact_copy_in_other_case_and_spacing_is_a_leak(tmp_path: Path) -> None:

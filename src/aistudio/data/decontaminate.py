@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aistudio.data.fingerprint import NgramBatch
+from aistudio.data.fingerprint import NgramBatch, sorted_unique
 
 
 @dataclass(frozen=True)
@@ -25,23 +25,39 @@ class Overlap:
 def ngram_set(batch: NgramBatch, rows: np.ndarray | None = None) -> np.ndarray:
     """Sorted distinct n-grams of the given records (all when rows is None)."""
     if rows is None:
-        return np.unique(batch.hashes)
-    if rows.size == 0:
-        return np.zeros(0, dtype=np.uint64)
-    return np.unique(np.concatenate([batch.of(int(r)) for r in rows]))
+        return sorted_unique(batch.hashes)
+    return sorted_unique(_gather(batch, rows)[1])
+
+
+def _gather(batch: NgramBatch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position in rows, n-gram) of every n-gram of the listed records, in one vector step."""
+    starts, ends = batch.offsets[rows], batch.offsets[rows + 1]
+    lengths = ends - starts
+    owner = np.repeat(np.arange(rows.size), lengths)
+    index = (
+        np.arange(lengths.sum())
+        - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        + np.repeat(starts, lengths)
+    )
+    return owner, batch.hashes[index]
 
 
 def overlap_shares(batch: NgramBatch, rows: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """float[len(rows)]: for each listed record, the share of its distinct n-grams found in `other`."""
+    """float[len(rows)]: for each listed record, the share of its distinct n-grams found in `other`.
+
+    A batch's records hold distinct n-grams already (fingerprint.word_ngrams), so a phrase repeated
+    inside one record counts once; `other` must be sorted and distinct (ngram_set).
+    """
     if rows.size == 0:
         return np.zeros(0)
-    owners = np.concatenate([np.full(batch.offsets[r + 1] - batch.offsets[r], i) for i, r in enumerate(rows)])
-    grams = np.concatenate([batch.of(int(r)) for r in rows])
-    # Distinct (record, n-gram) pairs, so a phrase repeated inside one record counts once.
-    pairs = np.unique(np.stack([owners.astype(np.uint64), grams], axis=1), axis=0)
-    found = np.isin(pairs[:, 1], other, assume_unique=False)
-    totals = np.bincount(pairs[:, 0].astype(np.intp), minlength=rows.size)
-    hits = np.bincount(pairs[:, 0].astype(np.intp), weights=found, minlength=rows.size)
+    owner, grams = _gather(batch, rows)
+    if other.size:
+        at = np.minimum(np.searchsorted(other, grams), other.size - 1)
+        found = other[at] == grams
+    else:
+        found = np.zeros(grams.size, dtype=bool)
+    totals = np.bincount(owner, minlength=rows.size)
+    hits = np.bincount(owner, weights=found, minlength=rows.size)
     return hits / np.maximum(totals, 1)
 
 

@@ -15,12 +15,14 @@ from tqdm import tqdm
 
 from aistudio.config import DataConfig
 from aistudio.data import dedup
-from aistudio.data.prepare import Shard, ShardOutput, process_shard
+from aistudio.data.prepare import Shard, ShardOutput, process_shard, shard_size
 from aistudio.errors import UserError
 
 
 class Engine(Protocol):
-    def map_shards(self, shards: list[Shard], cfg: DataConfig, progress: bool) -> list[ShardOutput]: ...
+    def map_shards(
+        self, shards: list[tuple[Shard, ...]], cfg: DataConfig, progress: bool
+    ) -> list[ShardOutput]: ...
 
     def band_candidates(self, band_keys: np.ndarray, members: np.ndarray) -> np.ndarray: ...
 
@@ -29,20 +31,16 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _size(shard: Shard) -> int:
-    if shard.end is not None:
-        return shard.end - shard.start
-    return shard.file.path.stat().st_size - shard.start
-
-
 class LocalEngine:
     """A process pool of `workers` (1 runs in this process); largest shards are started first."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
 
-    def map_shards(self, shards: list[Shard], cfg: DataConfig, progress: bool) -> list[ShardOutput]:
-        bar = tqdm(total=len(shards), desc="prepare_data", unit="shard", disable=not progress)
+    def map_shards(
+        self, shards: list[tuple[Shard, ...]], cfg: DataConfig, progress: bool
+    ) -> list[ShardOutput]:
+        bar = tqdm(total=len(shards), desc="prepare_data", unit="task", disable=not progress)
         if self.workers == 1 or len(shards) == 1:
             outputs = []
             for shard in shards:
@@ -51,7 +49,7 @@ class LocalEngine:
             bar.close()
             return outputs
         results: list[ShardOutput | None] = [None] * len(shards)
-        order = sorted(range(len(shards)), key=lambda i: -_size(shards[i]))
+        order = sorted(range(len(shards)), key=lambda i: -sum(map(shard_size, shards[i])))
         with ProcessPoolExecutor(max_workers=min(self.workers, len(shards))) as pool:
             futures = {pool.submit(process_shard, shards[i], cfg): i for i in order}
             for future, index in futures.items():
@@ -92,7 +90,9 @@ class RayEngine:
                     f"{str(exc)[:160]}); start the cluster (ray start --head) or set data.ray.address: null"
                 ) from None
 
-    def map_shards(self, shards: list[Shard], cfg: DataConfig, progress: bool) -> list[ShardOutput]:
+    def map_shards(
+        self, shards: list[tuple[Shard, ...]], cfg: DataConfig, progress: bool
+    ) -> list[ShardOutput]:
         import pickle
 
         data = self.ray.data

@@ -34,6 +34,7 @@ _ROLE_LABEL = re.compile(
 # Placeholders of scrubbed or templated values: [EMAIL] [PHONE_NUMBER] <name> <PERSON> {{user}}.
 _PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9_]*\]|<[A-Za-z][A-Za-z0-9_]*>|\{\{\s*\w+\s*\}\}")
 _PLACEHOLDER_TOKEN = " \u2400 "  # one symbol no text normally contains
+_DIGIT = re.compile(r"\d")
 _NUMBER = re.compile(r"\d[\d.,]*\d|\d")
 _NOT_WORD = re.compile(r"[^\w\u2400]+")
 _ASCII_PUNCTUATION_TO_SPACE = str.maketrans(
@@ -65,7 +66,7 @@ def content_key(text: str) -> str:
     if "[" in text or "<" in text or "{" in text:
         text = _PLACEHOLDER.sub(_PLACEHOLDER_TOKEN, text)
     text = text.casefold()
-    if any(c.isdigit() for c in text):
+    if _DIGIT.search(text):
         text = _NUMBER.sub(_weighted_number, text)
     if text.isascii():
         return " ".join(text.translate(_ASCII_PUNCTUATION_TO_SPACE).split())
@@ -145,7 +146,29 @@ def word_ngrams(keys: list[str], n: int) -> NgramBatch:
         inside = offset < width
         taken = word_hashes[np.where(inside, starts + offset, 0)]
         combined = np.where(inside, combined * _FMIX_1 + taken + np.uint64(1), combined)
-    return NgramBatch(_fmix64(combined), offsets)
+    return distinct_per_record(NgramBatch(_fmix64(combined), offsets))
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    # Sort-based: numpy's hash-based unique is pathologically slow on millions of uint64 values.
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if ordered.size else ordered
+
+
+def distinct_per_record(batch: NgramBatch) -> NgramBatch:
+    """The same batch with each record's repeated n-grams dropped (and its n-grams sorted)."""
+    owner = batch.owner()
+    order = np.lexsort((batch.hashes, owner))
+    hashes, owner = batch.hashes[order], owner[order]
+    keep = (
+        np.r_[True, (hashes[1:] != hashes[:-1]) | (owner[1:] != owner[:-1])]
+        if hashes.size
+        else np.zeros(0, bool)
+    )
+    counts = np.bincount(owner[keep], minlength=batch.offsets.size - 1)
+    offsets = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return NgramBatch(hashes[keep], offsets)
 
 
 _MAX_PROBES = 48

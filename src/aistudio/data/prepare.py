@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 TEXT_FIELDS = ("instruction", "input", "output", "text")
 # JSONL files are cut into shards of this many lines so one big file spreads over every worker.
 LINES_PER_SHARD = 2000
+BYTES_PER_TASK = 1 << 20
 INTERNAL_ERROR = "internal_error"
 CONTAMINATED = "contaminated"
 
@@ -126,22 +127,24 @@ def fingerprint_records(records: list[Record], cfg: DataConfig) -> dict[str, Any
     }
 
 
-def process_shard(shard: Shard, cfg: DataConfig) -> ShardOutput:
-    """Phase 1 for one shard; a record that crashes a filter is rejected as internal_error, not fatal."""
+def process_shard(task: tuple[Shard, ...], cfg: DataConfig) -> ShardOutput:
+    """Phase 1 for one task (one shard, or several small files in a row); a record that crashes a
+    filter is rejected as internal_error, with its traceback in the log, and the stage goes on."""
     record_filter = RecordFilter(cfg)
     outcomes: list[Record | Rejection] = []
     passed: list[int] = []
-    for item in read_source_file(shard.file, shard.start, shard.end, shard.first_line):
-        if isinstance(item, Record):
-            try:
-                item = record_filter(item)
-            except Exception as exc:  # one bad record must not stop the stage
-                log.error("record %s (%s line %d) crashed a filter:\n%s", item.id, item.source,
-                          item.source_line, traceback.format_exc())  # fmt: skip
-                item = Rejection(INTERNAL_ERROR, item.source, item.source_line, repr(exc)[:200], item.id)
-        if isinstance(item, Record):
-            passed.append(len(outcomes))
-        outcomes.append(item)
+    for shard in task:
+        for item in read_source_file(shard.file, shard.start, shard.end, shard.first_line):
+            if isinstance(item, Record):
+                try:
+                    item = record_filter(item)
+                except Exception as exc:  # one bad record must not stop the stage
+                    log.error("record %s (%s line %d) crashed a filter:\n%s", item.id, item.source,
+                              item.source_line, traceback.format_exc())  # fmt: skip
+                    item = Rejection(INTERNAL_ERROR, item.source, item.source_line, repr(exc)[:200], item.id)
+            if isinstance(item, Record):
+                passed.append(len(outcomes))
+            outcomes.append(item)
     prints = fingerprint_records([outcomes[i] for i in passed], cfg)  # type: ignore[misc]
     return ShardOutput(outcomes, passed, **prints, pii_replacements=record_filter.pii_replacements,
                        pii_records=record_filter.pii_records)  # fmt: skip
@@ -154,17 +157,38 @@ def collect_source_files(cfg: DataConfig, root: Path) -> list[SourceFile]:
     return files
 
 
-def plan_shards(files: list[SourceFile], lines_per_shard: int = LINES_PER_SHARD) -> list[Shard]:
-    """Every file once, JSONL files cut at line boundaries into shards (in file and line order)."""
+def plan_shards(
+    files: list[SourceFile], lines_per_shard: int = LINES_PER_SHARD, bytes_per_task: int = BYTES_PER_TASK
+) -> list[tuple[Shard, ...]]:
+    """Tasks in file and line order: JSONL files cut at line boundaries into shards, and runs of
+    small files (one article per file) gathered until a task holds about bytes_per_task."""
     shards: list[Shard] = []
     for src in files:
         if src.config.format == "jsonl" and src.path.stat().st_size > 0:
-            head = src.path.open("rb").read(8192)
+            with src.path.open("rb") as handle:
+                head = handle.read(8192)
             if b"\x00" not in head:  # a binary file is one shard, to be rejected whole
                 shards += [Shard(src, s, e, line) for s, e, line in split_lines(src.path, lines_per_shard)]
                 continue
         shards.append(Shard(src))
-    return shards
+    tasks: list[tuple[Shard, ...]] = []
+    pending: list[Shard] = []
+    pending_bytes = 0
+    for shard in shards:
+        pending.append(shard)
+        pending_bytes += shard_size(shard)
+        if pending_bytes >= bytes_per_task:
+            tasks.append(tuple(pending))
+            pending, pending_bytes = [], 0
+    if pending:
+        tasks.append(tuple(pending))
+    return tasks
+
+
+def shard_size(shard: Shard) -> int:
+    if shard.end is not None:
+        return shard.end - shard.start
+    return shard.file.path.stat().st_size - shard.start
 
 
 # --- phase 2: global, deterministic ---------------------------------------------------------------
@@ -364,7 +388,7 @@ def prepare_records(
 
     engine = engine or engine_for(cfg)
     files = collect_source_files(cfg, root)
-    outputs = engine.map_shards(plan_shards(files), cfg, progress)
+    outputs = engine.map_shards(plan_shards(files, LINES_PER_SHARD, BYTES_PER_TASK), cfg, progress)
     joined = _join(outputs, cfg)
     source_of_file = {src.name: src.config.path for src in files}
 

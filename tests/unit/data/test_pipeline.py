@@ -60,11 +60,14 @@ def _outputs(result, where: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(where.iterdir())}
 
 
-def test_outputs_are_byte_identical_for_one_and_several_workers(sample_root: Path, tmp_path: Path) -> None:
+def test_outputs_are_byte_identical_for_one_and_several_workers(
+    sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = load_params(REPO / "params.yaml").data
-    # Small shards, so the JSONL source is cut in pieces and the pool really interleaves them.
-    shards = plan_shards(collect_source_files(cfg, sample_root), lines_per_shard=40)
-    assert len(shards) > 20
+    # Small tasks, so the JSONL source is cut in pieces and the pool really interleaves them.
+    monkeypatch.setattr(prepare_module, "LINES_PER_SHARD", 40)
+    monkeypatch.setattr(prepare_module, "BYTES_PER_TASK", 50_000)
+    assert len(plan_shards(collect_source_files(cfg, sample_root), 40, 50_000)) > 20
     one = prepare_records(cfg, sample_root, 42, progress=False, engine=LocalEngine(1))
     three = prepare_records(cfg, sample_root, 42, progress=False, engine=LocalEngine(3))
     assert _outputs(one, tmp_path / "one") == _outputs(three, tmp_path / "three")
@@ -76,7 +79,8 @@ def test_sharded_jsonl_keeps_line_numbers(tmp_path: Path) -> None:
     files = collect_source_files(cfg, tmp_path)
     lines = [
         item.source_line
-        for shard in plan_shards(files, lines_per_shard=7)
+        for task in plan_shards(files, lines_per_shard=7, bytes_per_task=1)
+        for shard in task
         for item in prepare_module.read_source_file(shard.file, shard.start, shard.end, shard.first_line)
     ]
     assert lines == list(range(1, 51))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-import zlib
 from dataclasses import dataclass
 from functools import cache
 
@@ -133,20 +132,33 @@ def char_ngrams(keys: list[str], n: int = CHAR_NGRAM) -> NgramBatch:
     return NgramBatch(_fmix64((windows & masks) + width.astype(np.uint64)), offsets)
 
 
+_SPAN_BASE = np.uint64(0x100000001B3)  # odd, so invertible mod 2^64
+_SPAN_BASE_INVERSE = np.uint64(pow(0x100000001B3, -1, 1 << 64))
+
+
 def word_ngrams(keys: list[str], n: int) -> NgramBatch:
-    """64-bit hashes of each key's word n-grams; a key shorter than n words is one n-gram."""
-    words = [key.encode("utf-8").split() or [b""] for key in keys]
-    lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-    word_hashes = np.fromiter(
-        (zlib.crc32(w) for record in words for w in record), dtype=np.uint64, count=int(lengths.sum())
-    )
+    """Distinct 64-bit hashes of each key's word n-grams; a key shorter than n words is one n-gram.
+
+    Keys are content keys (words separated by single spaces). An n-gram's hash is a polynomial hash
+    of the bytes it spans, read off prefix sums over the whole batch (sum of b_t * B^t, scaled back
+    by B^-start, exact mod 2^64), so no word is hashed one by one in Python.
+    """
+    keys = [key or "_" for key in keys]  # an empty key is one n-gram of its own
+    data = np.frombuffer(("\n".join(keys) + "\n").encode("utf-8"), dtype=np.uint8)
+    separator = (data == 0x20) | (data == 0x0A)
+    powers = np.cumprod(np.full(data.size, _SPAN_BASE, dtype=np.uint64)) * _SPAN_BASE_INVERSE  # B^t
+    inverse = np.cumprod(np.full(data.size, _SPAN_BASE_INVERSE, dtype=np.uint64)) * _SPAN_BASE  # B^-t
+    prefix = np.zeros(data.size + 1, dtype=np.uint64)
+    np.cumsum((data.astype(np.uint64) + np.uint64(1)) * powers, out=prefix[1:])
+    word_start = np.flatnonzero(~separator & np.r_[True, separator[:-1]])
+    word_end = np.flatnonzero(~separator & np.r_[separator[1:], True]) + 1
+    # Records are separated by the buffer's newlines: count each record's words.
+    record_of_word = np.searchsorted(np.flatnonzero(data == 0x0A), word_start)
+    lengths = np.bincount(record_of_word, minlength=len(keys)).astype(np.int64)
     starts, offsets, width = _windows(lengths, n)
-    combined = np.zeros(starts.size, dtype=np.uint64)
-    for offset in range(n):
-        inside = offset < width
-        taken = word_hashes[np.where(inside, starts + offset, 0)]
-        combined = np.where(inside, combined * _FMIX_1 + taken + np.uint64(1), combined)
-    return distinct_per_record(NgramBatch(_fmix64(combined), offsets))
+    begin, end = word_start[starts], word_end[starts + width - 1]
+    spans = (prefix[end] - prefix[begin]) * inverse[begin]
+    return distinct_per_record(NgramBatch(_fmix64(spans), offsets))
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:

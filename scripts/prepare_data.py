@@ -29,7 +29,7 @@ def main() -> int:
 
     result = prepare_records(params.data, root, params.seed, progress=not args.no_progress)
     report = write_outputs(result, processed, paths.DATA_QUALITY_METRICS)
-    inputs = [root / name for name in result.source_of_file]
+    inputs = [root / name for name in result.read_files]  # sources and decontamination references
     with tracking.stage_run(mlflow_cfg, STAGE, {"seed": params.seed, **params.data.model_dump()}, inputs):
         tracking.log_metrics(report)
         tracking.log_artifact(paths.DATA_QUALITY_METRICS)

@@ -310,8 +310,8 @@ def _deduplicate(
     return rejected, roots, sum(1 for n in sizes.values() if n > 1)
 
 
-def _reference_ngrams(cfg: DataConfig, root: Path) -> list[tuple[str, np.ndarray]]:
-    """(path, sorted distinct n-grams) of every decontamination reference file."""
+def _reference_ngrams(cfg: DataConfig, root: Path) -> list[tuple[str, np.ndarray, list[str]]]:
+    """(params path, sorted distinct n-grams, files read) of every decontamination reference."""
     out = []
     for index, ref in enumerate(cfg.decontamination.references):
         source = SourceConfig(
@@ -329,9 +329,8 @@ def _reference_ngrams(cfg: DataConfig, root: Path) -> list[tuple[str, np.ndarray
             for item in read_source_file(src)
             if isinstance(item, Record) and item.content()
         ]
-        out.append(
-            (ref.path, decontaminate.ngram_set(fingerprint.word_ngrams(keys, cfg.decontamination.ngram)))
-        )
+        grams = decontaminate.ngram_set(fingerprint.word_ngrams(keys, cfg.decontamination.ngram))
+        out.append((ref.path, grams, [src.name for src in files]))
     return out
 
 
@@ -360,8 +359,9 @@ def _decontaminate(
             entry = {"split": split, "against": against, "record_id": record_at[w.record].id}
             report["worst"].append(entry | {"share": round(w.share, 4)})
 
-    for path, grams in _reference_ngrams(cfg, root):
+    for path, grams, files in _reference_ngrams(cfg, root):
         check("train", grams, path)
+        report["reference_files"] = report.get("reference_files", []) + files
     train_rows = np.array([row_of[r.id] for r in splits["train"] if r.id not in dropped], dtype=np.int64)
     train_grams = decontaminate.ngram_set(batch, train_rows)
     for split in ("validation", "test"):
@@ -434,7 +434,7 @@ def prepare_records(
         source_of_file,
         cluster_count,
         contamination,
-        [src.name for src in files],
+        [src.name for src in files] + contamination.get("reference_files", []),
     )
 
 

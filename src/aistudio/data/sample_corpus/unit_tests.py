@@ -139,6 +139,18 @@ def signature(code: str, entry_point: str) -> tuple[str, list[str]]:
                     continue
                 if item.name == "__init__":
                     init = _parameters(item.args)
+                    # Public attributes set in __init__ are part of the interface tests may read.
+                    methods += [
+                        t.attr
+                        for statement in ast.walk(item)
+                        if isinstance(statement, ast.Assign | ast.AnnAssign)
+                        for t in (
+                            statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+                        )
+                        if isinstance(t, ast.Attribute)
+                        and not t.attr.startswith("_")
+                        and t.attr not in methods
+                    ]
                 elif not item.name.startswith("_"):
                     is_property = any(getattr(d, "id", getattr(d, "attr", "")) in ("property", "setter")
                                       for d in item.decorator_list)  # fmt: skip

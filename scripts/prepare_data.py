@@ -24,7 +24,7 @@ def main() -> int:
     params, root = args.params, Path.cwd()
     result = prepare_records(params.data, root, params.seed, progress=not args.options.no_progress)
     report = write_outputs(result, args.out, layout.DATA_QUALITY_METRICS)
-    inputs = [root / name for name in result.source_of_file]
+    inputs = [root / name for name in result.read_files]  # sources and decontamination references
     with tracking.stage_run(args.mlflow, STAGE, {"seed": params.seed, **params.data.model_dump()}, inputs):
         tracking.log_metrics(report)
         tracking.log_artifact(layout.DATA_QUALITY_METRICS)

@@ -1,4 +1,9 @@
-"""Re-validate processed data: schema, a fresh PII scan and leaks between splits."""
+"""Re-validate processed data: what prepare_data should have prevented, found independently.
+
+Checks: the record schema, a fresh PII scan, exact and near duplicates across splits (MinHash
+over the same content key prepare_data uses), and n-gram contamination of validation/test by
+train over the configured threshold. Every problem is one line naming the file and record.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
+
 from aistudio.config import DataConfig
-from aistudio.data.dedup import NearDuplicateIndex, exact_key
+from aistudio.data import decontaminate, dedup, fingerprint
 from aistudio.data.pii import PiiScrubber
 from aistudio.data.records import Record
 from aistudio.data.split import SPLITS
@@ -47,11 +54,10 @@ def check_processed(processed_dir: Path, cfg: DataConfig) -> list[str]:
     problems: list[str] = []
     splits = {name: _load_split(split_path(processed_dir, name), problems) for name in SPLITS}
     scrubber = PiiScrubber(cfg.pii.types) if cfg.pii.enabled else None
-    near = NearDuplicateIndex(cfg.dedup.threshold, cfg.dedup.num_perm, cfg.dedup.shingle_size)
-    owner: dict[str, tuple[str, str]] = {}
-    split_of_id: dict[str, str] = {}
-    for name, records in splits.items():
-        for record in records:
+    records: list[Record] = []
+    split_of: list[str] = []
+    for name, loaded in splits.items():
+        for record in loaded:
             where = f"{split_path(processed_dir, name)} record {record.id}"
             if record.domain not in cfg.domains:
                 problems.append(f"{where}: unknown domain '{record.domain}'")
@@ -59,18 +65,44 @@ def check_processed(processed_dir: Path, cfg: DataConfig) -> list[str]:
                 problems.append(f"{where}: needs text, or instruction and output")
             if scrubber and (found := scrubber.find(record.content())):
                 problems.append(f"{where}: unscrubbed PII ({', '.join(sorted({m.kind for m in found}))})")
-            if "~" in record.id:  # an upsampled copy repeats a training record by design
-                continue
-            key = exact_key(record.content())
-            if key in owner and owner[key][0] != name:
-                problems.append(
-                    f"{where}: exact duplicate of {owner[key][1]} in {owner[key][0]} (split leak)"
-                )
-            owner.setdefault(key, (name, record.id))
-            split_of_id[record.id] = name
-            match = near.check_and_add(record.id, record.content())
-            if match is not None and split_of_id.get(match) != name:
-                problems.append(
-                    f"{where}: near duplicate of {match} in {split_of_id.get(match)} (split leak)"
-                )
+            if "~" not in record.id:  # an upsampled copy repeats a training record by design
+                records.append(record)
+                split_of.append(name)
+    problems += _leaks(processed_dir, records, split_of, cfg)
+    return problems
+
+
+def _leaks(processed_dir: Path, records: list[Record], split_of: list[str], cfg: DataConfig) -> list[str]:
+    if not records:
+        return []
+    problems: list[str] = []
+    keys = [fingerprint.content_key(r.content()) for r in records]
+    where = [f"{split_path(processed_dir, s)} record {r.id}" for r, s in zip(records, split_of, strict=True)]
+    for row, first in dedup.first_of_each_key([fingerprint.exact_key(k) for k in keys]).items():
+        if split_of[row] != split_of[first]:
+            problems.append(
+                f"{where[row]}: exact duplicate of {records[first].id} in {split_of[first]} (split leak)"
+            )
+    signatures = fingerprint.minhash_signatures(
+        fingerprint.char_ngrams(keys, cfg.dedup.char_ngram), cfg.dedup.num_perm
+    )
+    bands = fingerprint.banding_for(cfg.dedup.threshold, cfg.dedup.num_perm).keys(signatures)
+    candidates = dedup.band_candidates(bands, np.arange(len(records)))
+    for pair in dedup.confirmed_pairs(candidates, signatures, cfg.dedup.threshold):
+        if split_of[pair.first] != split_of[pair.second]:
+            problems.append(
+                f"{where[pair.second]}: near duplicate of {records[pair.first].id} in {split_of[pair.first]} "
+                f"(similarity {pair.similarity:.2f}, split leak)"
+            )
+    settings = cfg.decontamination
+    if settings.enabled:
+        batch = fingerprint.word_ngrams(keys, settings.ngram)
+        train = np.array([i for i, s in enumerate(split_of) if s == "train"], dtype=np.int64)
+        held_out = np.array([i for i, s in enumerate(split_of) if s != "train"], dtype=np.int64)
+        train_grams = decontaminate.ngram_set(batch, train)
+        for hit in decontaminate.contaminated(batch, held_out, train_grams, settings.threshold):
+            problems.append(
+                f"{where[hit.record]}: {hit.share:.0%} of its {settings.ngram}-grams occur in train "
+                f"(contamination over {settings.threshold:.0%})"
+            )
     return problems

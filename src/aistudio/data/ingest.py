@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aistudio.config import SourceConfig
+from aistudio.config import RECORD_FIELDS, SourceConfig
 from aistudio.data.records import Record, Rejection
 from aistudio.errors import UserError
 
@@ -57,8 +57,22 @@ def record_id(source: str, line: int) -> str:
     return hashlib.sha256(f"{source}:{line}".encode()).hexdigest()[:16]
 
 
-def read_source_file(src: SourceFile) -> Iterator[Item]:
-    """Yield a Record or a Rejection for every input unit of one file."""
+def read_source_file(
+    src: SourceFile, start: int = 0, end: int | None = None, first_line: int = 1
+) -> Iterator[Item]:
+    """Yield a Record or a Rejection for every input unit of one file.
+
+    A JSONL file may be read in shards: bytes [start, end) cut at line boundaries, whose first line
+    is line number first_line of the file (see split_lines).
+    """
+    if start or end is not None:
+        if src.config.format != "jsonl":
+            raise ValueError(f"only JSONL sources are read in shards, not {src.config.format}")
+        with src.path.open("rb") as handle:
+            handle.seek(start)
+            raw = handle.read(None if end is None else end - start)
+        yield from _read_jsonl(src, raw.decode("utf-8", errors="surrogateescape"), first_line)
+        return
     raw = src.path.read_bytes()
     if not raw.strip():
         yield Rejection("empty_file", src.name, 0, "file has no content")
@@ -73,8 +87,8 @@ def read_source_file(src: SourceFile) -> Iterator[Item]:
     yield from reader(src, text)
 
 
-def _read_jsonl(src: SourceFile, text: str) -> Iterator[Item]:
-    for number, line in enumerate(text.split("\n"), start=1):
+def _read_jsonl(src: SourceFile, text: str, first_line: int = 1) -> Iterator[Item]:
+    for number, line in enumerate(text.split("\n"), start=first_line):
         if not line.strip():
             continue
         if _INVALID_UTF8.search(line):
@@ -86,6 +100,24 @@ def _read_jsonl(src: SourceFile, text: str) -> Iterator[Item]:
             yield Rejection("invalid_json", src.name, number, exc.msg, excerpt=line[:120])
             continue
         yield _from_mapping(src, number, obj)
+
+
+def split_lines(path: Path, lines_per_shard: int) -> list[tuple[int, int | None, int]]:
+    """(start byte, end byte or None, first line number) of consecutive shards of about
+    lines_per_shard lines each, cut after a newline so no line is split."""
+    raw = path.read_bytes()
+    shards: list[tuple[int, int | None, int]] = []
+    start, line, count = 0, 1, 0
+    position = raw.find(b"\n")
+    while position != -1:
+        count += 1
+        if count == lines_per_shard:
+            shards.append((start, position + 1, line))
+            start, line, count = position + 1, line + count, 0
+        position = raw.find(b"\n", position + 1)
+    if start < len(raw) or not shards:
+        shards.append((start, None, line))
+    return shards
 
 
 def _read_json(src: SourceFile, text: str) -> Iterator[Item]:
@@ -162,7 +194,7 @@ def _from_mapping(src: SourceFile, line: int, obj: Any) -> Item:
         return Rejection("invalid_json", src.name, line, f"expected an object, got {type(obj).__name__}")
     mapping = src.config.fields
     values: dict[str, str] = {}
-    for field in ("instruction", "input", "output", "text", "domain", "id"):
+    for field in RECORD_FIELDS:
         key = mapping.get(field, field)
         value = obj.get(key)
         if value is None:
@@ -180,4 +212,7 @@ def _from_mapping(src: SourceFile, line: int, obj: Any) -> Item:
         input=values.get("input", "").strip(),
         output=values.get("output", "").strip(),
         text=values.get("text", "").strip(),
+        entry_point=values.get("entry_point", "").strip(),
+        # Test source keeps its layout: indentation and blank lines are Python syntax.
+        tests=values.get("tests", ""),
     )

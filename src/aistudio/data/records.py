@@ -18,6 +18,10 @@ class Record:
     input: str = ""
     output: str = ""
     text: str = ""
+    # Code records: the name the answer must define, and assert statements that call it. They
+    # travel with the record untouched: filters, PII scrubbing and dedup read only the text fields.
+    entry_point: str = ""
+    tests: str = ""
 
     def content(self) -> str:
         """All human text of the record, as the filters see it."""

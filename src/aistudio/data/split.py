@@ -1,7 +1,8 @@
 """Domain balancing and the seeded, stratified train/validation/test split.
 
-Deduplication happens before splitting, so a duplicate can never straddle two splits; upsampling
-repeats records inside the training split only, for the same reason.
+Deduplication happens before splitting and near-duplicate clusters are split whole, so a copy can
+never straddle two splits; upsampling repeats records inside the training split only, for the same
+reason.
 """
 
 from __future__ import annotations
@@ -59,20 +60,40 @@ def cap_to_ratios(
 
 
 def stratified_split(
-    by_domain: Mapping[str, Sequence[Record]], cfg: SplitConfig, seed: int
+    by_domain: Mapping[str, Sequence[Record]],
+    cfg: SplitConfig,
+    seed: int,
+    group_of: Mapping[str, str] | None = None,
 ) -> dict[str, list[Record]]:
-    """Split each domain with the same ratios; every split gets ≥ 1 record of a domain of ≥ 3."""
+    """Split each domain with the same ratios; every split gets >= 1 record of a domain of >= 3.
+
+    Records with the same group_of value (a near-duplicate cluster) go to one split whole; a group
+    that would overfill validation or test goes to train, so no split holds a near copy of another's.
+    """
+    group_of = group_of or {}
     splits: dict[str, list[Record]] = {name: [] for name in SPLITS}
     for domain in sorted(by_domain):
-        ordered = _shuffled(by_domain[domain], seed, f"split:{domain}")
-        n = len(ordered)
+        groups: dict[str, list[Record]] = {}
+        for record in by_domain[domain]:
+            groups.setdefault(group_of.get(record.id, record.id), []).append(record)
+        order = sorted(groups)
+        _rng(seed, f"split:{domain}").shuffle(order)
+        n = len(by_domain[domain])
         n_val = round(n * cfg.validation)
         n_test = round(n * cfg.test)
         if n >= 3:
             n_val, n_test = max(n_val, 1), max(n_test, 1)
-        splits["validation"] += ordered[:n_val]
-        splits["test"] += ordered[n_val : n_val + n_test]
-        splits["train"] += ordered[n_val + n_test :]
+        counts = {"validation": 0, "test": 0}
+        for key in order:
+            members = groups[key]
+            if counts["validation"] + len(members) <= n_val:
+                target = "validation"
+            elif counts["test"] + len(members) <= n_test:
+                target = "test"
+            else:
+                target = "train"
+            counts[target] = counts.get(target, 0) + len(members)
+            splits[target] += members
     return {name: sorted(records, key=lambda r: (r.domain, r.id)) for name, records in splits.items()}
 
 

@@ -4,6 +4,8 @@ import ast
 import csv
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
 from itertools import combinations
 from pathlib import Path
@@ -202,3 +204,90 @@ def test_scaled_corpus_writes_about_the_requested_number_of_records(tmp_path: Pa
 def test_scale_below_one_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="scale must be >= 1"):
         write_sample_corpus(tmp_path, scale=0)
+
+
+def test_committed_raw_corpus_is_what_the_generator_writes(tmp_path: Path) -> None:
+    # data/raw is generated, never hand-edited: regenerate it with scripts/generate_sample_corpus.py.
+    committed = Path(__file__).resolve().parents[3] / "data" / "raw"
+    write_sample_corpus(tmp_path)
+    files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file())
+    changed = [f for f in files if (tmp_path / f).read_bytes() != (committed / f).read_bytes()]
+    assert not changed, f"{len(changed)} file(s) differ from the generator, e.g. {changed[:3]}"
+
+
+# Runs each record's output, then its tests, in a fresh module; prints the entry points that fail.
+_RUN_CODE_TESTS = """
+import contextlib, io, json, sys, traceback, types
+failed = []
+for record in json.load(sys.stdin):
+    module = types.ModuleType("answer")
+    sys.modules["answer"] = module
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(record["output"], "<output>", "exec"), module.__dict__)
+            exec(compile(record["tests"], "<tests>", "exec"), module.__dict__)
+    except Exception:
+        failed.append([record["entry_point"], traceback.format_exc(limit=1)])
+print(json.dumps(failed))
+"""
+
+
+def _code_records(root: Path) -> list[dict[str, str]]:
+    snippets, _, _ = _snippet_lines(root)
+    extra = json.loads((root / CODE_EXTRA).read_text(encoding="utf-8"))
+    with_tests = [r for r in snippets if "tests" in r]
+    return with_tests + [{"instruction": r["prompt"], "output": r["completion"], **r} for r in extra]
+
+
+def test_every_clean_code_record_names_its_entry_point_and_carries_tests(corpus: Path) -> None:
+    records = _code_records(corpus)
+    snippets, _, _ = _snippet_lines(corpus)
+    # Only planted too-short and repetitive records, which quality filters drop, lack tests.
+    assert (
+        len(snippets) - sum("tests" in r for r in snippets)
+        == ADDED_DEFECTS["too_short"] + ADDED_DEFECTS["repetitive"]
+    )
+    for record in records:
+        assert re.fullmatch(r"[A-Za-z_]\w*", record["entry_point"]), record["entry_point"]
+        # casefold: the planted exact duplicates repeat a record in another letter case
+        assert f"`{record['entry_point']}(".casefold() in record["instruction"].casefold(), record[
+            "instruction"
+        ]
+        assert record["entry_point"] in record["tests"] and "assert " in record["tests"]
+        ast.parse(record["tests"])
+
+
+@pytest.mark.parametrize("seed", [7, 11])
+def test_every_code_record_output_passes_its_own_tests(tmp_path: Path, seed: int) -> None:
+    # A failure here is a generator bug: the two bodies of a snippet kind disagree, or a check is wrong.
+    write_sample_corpus(tmp_path, seed=seed)
+    records = _code_records(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN_CODE_TESTS],
+        input=json.dumps(records),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    failed = json.loads(result.stdout)
+    assert len(records) > 300
+    assert failed == [], failed[:3]
+
+
+def test_a_wrong_output_fails_its_tests(corpus: Path) -> None:
+    # The harness above can fail: an answer that defines the entry point but computes nothing.
+    record = _code_records(corpus)[0]
+    broken = {**record, "output": f"def {record['entry_point']}(*args, **kwargs):\n    return None\n"}
+    if record["entry_point"][:1].isupper():
+        broken["output"] = f"class {record['entry_point']}:\n    pass\n"
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN_CODE_TESTS],
+        input=json.dumps([broken]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert [name for name, _ in json.loads(result.stdout)] == [record["entry_point"]]

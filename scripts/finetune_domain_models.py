@@ -10,6 +10,7 @@ from aistudio.cli import configure_logging, run_cli, selected_models
 from aistudio.config import load_mlflow_config, load_params
 from aistudio.io import write_json
 from aistudio.training import layout
+from aistudio.training.distributed import is_main_process
 
 STAGE = "finetune_domain_models"
 
@@ -34,7 +35,8 @@ def main() -> int:
         Path(params.data.processed_dir),
         load_mlflow_config(args.mlflow_config),
     )
-    write_json(layout.finetune_metrics(args.model, args.domain), metrics)
+    if is_main_process():
+        write_json(layout.finetune_metrics(args.model, args.domain), metrics)
     return 0
 
 

@@ -12,17 +12,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import mlflow
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from aistudio.modeling.loading import load_model_dir
+from aistudio.training.adapters import AdapterSet
 from aistudio.training.checkpoints import consolidate_checkpoint, last_complete_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -170,6 +173,31 @@ def test_model_below_fsdp_min_params_trains_replicated_in_the_same_launch(sharde
         r"shard it anyway",
         warnings[0],
     )
+
+
+def test_lora_stage_shards_and_rank_0_alone_saves_adapters_and_mlflow_runs(
+    sharded_run, make_workspace
+) -> None:
+    base, _ = sharded_run
+    workspace = make_workspace("fsdp_lora", SHORT_RUN)
+    shutil.copytree(base / "models/base/tiny_causal", workspace / "models/base/tiny_causal")
+    cmd = _launch(workspace, "--model", "tiny_causal")
+    cmd[cmd.index(str(BASE_SCRIPT))] = str(REPO_ROOT / "scripts/train_lora_adapters.py")
+    result = _run(cmd, workspace)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    metrics = json.loads((workspace / "metrics/lora/tiny_causal.json").read_text())
+    domains = ["analysis", "code", "creative", "summarization"]
+    assert {d: (m["sharded"], m["world_size"]) for d, m in metrics.items()} == {d: (1, 2) for d in domains}
+    model, _, _, family = load_model_dir(workspace / "models/base/tiny_causal")
+    adapters = AdapterSet.load(
+        model, family, {d: workspace / f"models/lora/tiny_causal/{d}" for d in metrics}
+    )
+    trained = [p for n, p in adapters.model.named_parameters() if "lora_B" in n]
+    assert trained and all(p.abs().sum() > 0 for p in trained)  # lora_B starts at zero
+    mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["test"], output_format="list")
+    assert sorted(r.info.run_name for r in runs) == [f"lora-tiny_causal-{d}" for d in domains]
 
 
 def test_killed_two_process_run_resumes_from_its_sharded_checkpoint(make_workspace) -> None:

@@ -85,7 +85,7 @@ class TrainResult:
     history: list[dict[str, float]]
     world_size: int = 1
     sharded: bool = False
-    # The trained weights gathered from every rank, on rank 0 only (None elsewhere): what the stage saves.
+    # A sharded run's weights gathered from every rank, on rank 0 (None elsewhere, and when unsharded).
     state_dict: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     def metrics(self) -> dict[str, float | int]:
@@ -230,8 +230,8 @@ def _plan_sharding(job: TrainJob, launch: ShardedLaunch | None) -> bool:
 def run_training(job: TrainJob, log_to_mlflow: bool = True) -> TrainResult:
     """Fit `job.model` in place, resuming from the last complete checkpoint of an identical job.
 
-    Save the returned `state_dict`, not `job.model`: under FSDP or ZeRO-3 the model holds only
-    this rank's shard of each weight after training.
+    Save with the returned `state_dict` when it is not None: under FSDP or ZeRO-3 the model holds
+    only this rank's shard of each weight after training, and `state_dict` the gathered whole.
     """
     launch = sharded_launch()
     sharded = _plan_sharding(job, launch)
@@ -295,7 +295,8 @@ def _fit(job: TrainJob, log_to_mlflow: bool, launch: ShardedLaunch | None) -> Tr
     output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     eval_loss = float(trainer.evaluate()["eval_loss"])
     # Collective under FSDP/ZeRO-3: every rank takes part, rank 0 receives the full weights.
-    state_dict = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    # Unsharded, the model itself holds them, and savers use it as before.
+    state_dict = trainer.accelerator.get_state_dict(trainer.model_wrapped) if launch is not None else None
     seconds = metrics_cb.train_seconds or float(output.metrics.get("train_runtime", 0.0))
     return TrainResult(
         global_step=int(trainer.state.global_step),

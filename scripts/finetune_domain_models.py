@@ -5,6 +5,7 @@ from __future__ import annotations
 from aistudio import layout
 from aistudio.cli import configure_logging, run_cli, stage_args
 from aistudio.io import write_json
+from aistudio.training.distributed import is_main_process
 
 STAGE = "finetune_domain_models"
 
@@ -18,7 +19,8 @@ def main() -> int:
     metrics = finetune_domain_model(
         args.params, args.model, args.domain, args.data, args.mlflow, out=args.out
     )
-    write_json(layout.finetune_metrics(args.model, args.domain), metrics)
+    if is_main_process():
+        write_json(layout.finetune_metrics(args.model, args.domain), metrics)
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aistudio import layout
 from aistudio.cli import configure_logging, run_cli, stage_args
 from aistudio.io import write_json
+from aistudio.training.distributed import is_main_process
 
 STAGE = "train_lora_adapters"
 
@@ -17,7 +18,8 @@ def main() -> int:
     from aistudio.training.stages import train_lora_adapters
 
     metrics = train_lora_adapters(args.params, args.model, args.data, args.mlflow, out=args.out)
-    write_json(layout.lora_metrics(args.model), metrics)
+    if is_main_process():
+        write_json(layout.lora_metrics(args.model), metrics)
     return 0
 
 

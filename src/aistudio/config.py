@@ -293,6 +293,8 @@ class TrainingConfig(Strict):
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(200, ge=1)
     report_to: list[str] = Field(default_factory=lambda: ["mlflow"])
+    # Under an FSDP launch, a model with fewer parameters trains replicated (DDP) instead of sharded.
+    fsdp_min_params: int = Field(10_000_000, ge=0)
 
     @model_validator(mode="after")
     def _checkpoints_line_up(self) -> TrainingConfig:
@@ -322,6 +324,7 @@ class TrainingOverrides(Strict):
     packing: bool | None = None
     loss_on_output_only: bool | None = None
     max_train_samples: int | None = Field(None, ge=1)
+    fsdp_min_params: int | None = Field(None, ge=0)
 
 
 class BaseModelConfig(Strict):

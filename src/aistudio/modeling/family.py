@@ -52,6 +52,10 @@ class ModelFamily(ABC):
     lora_targets: ClassVar[tuple[str, ...]]
     special_tokens: ClassVar[SpecialTokens]
     auto_class: ClassVar[Any]
+    # Whether the models' forward divides the summed token loss by the Trainer's num_items_in_batch
+    # (HF causal LMs do, through `loss_function`); a forward that averages per batch itself must say so,
+    # or the Trainer multiplies that mean by the world size (T5's loss reads 2x on 2 processes).
+    loss_uses_num_items: ClassVar[bool] = True
 
     # --- building -------------------------------------------------------------------------------
     @abstractmethod
@@ -224,6 +228,7 @@ class Seq2SeqFamily(ModelFamily):
     lora_targets = ("q", "k", "v", "o", "wi", "wo")
     special_tokens = SpecialTokens(pad="<pad>", eos="</s>", unk="<unk>")
     auto_class = AutoModelForSeq2SeqLM
+    loss_uses_num_items = False  # T5ForConditionalGeneration: CrossEntropyLoss mean over the batch
 
     def build_tiny(
         self, arch: TinyArchitecture, tokenizer: PreTrainedTokenizerBase, seed: int

@@ -94,11 +94,18 @@ def build_base_model(
 
 
 def save_model_dir(
-    directory: Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, card: ModelCard
+    directory: Path,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    card: ModelCard,
+    state_dict: dict[str, Any] | None = None,
 ) -> None:
-    """safetensors weights, tokenizer and card; never pickles."""
+    """safetensors weights, tokenizer and card; never pickles.
+
+    `state_dict` replaces the model's own weights: a sharded model's gathered full state.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory, safe_serialization=True)
+    model.save_pretrained(directory, safe_serialization=True, state_dict=state_dict)
     tokenizer.save_pretrained(directory)
     card.save(directory)
 

@@ -158,12 +158,23 @@ def trainable_parameter_share(model: torch.nn.Module) -> dict[str, float]:
     return {"trainable": trainable, "total": total, "share": share, "reduction": 1.0 - share}
 
 
-def save_adapter(peft_model: PeftModel, directory: Path, adapter_name: str = "default") -> Path:
-    """Write one adapter as exactly ADAPTER_FILES into `directory` (no README, tokenizer or pickle)."""
+def save_adapter(
+    peft_model: PeftModel,
+    directory: Path,
+    adapter_name: str = "default",
+    state_dict: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write one adapter as exactly ADAPTER_FILES into `directory` (no README, tokenizer or pickle).
+
+    `state_dict` is the model's gathered full state when training sharded it; PEFT picks the
+    adapter's weights out of it.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory.parent, prefix=f".{directory.name}.") as scratch:
-        peft_model.save_pretrained(scratch, safe_serialization=True, selected_adapters=[adapter_name])
+        peft_model.save_pretrained(
+            scratch, safe_serialization=True, selected_adapters=[adapter_name], state_dict=state_dict
+        )
         # PEFT writes a non-default adapter into a sub-folder named after it, and a README at the top.
         written = Path(scratch) if adapter_name == "default" else Path(scratch) / adapter_name
         for name in ADAPTER_FILES:

@@ -1,7 +1,8 @@
 """The three training stages as library functions: base models, domain fine-tunes, LoRA adapters.
 
 Scripts call these; tests call them directly. Each returns the metrics it reports and writes
-its model directory, loss curve and MLflow run.
+its model directory, loss curve and MLflow run — from rank 0 only under a distributed launch,
+where every rank trains and only the first one writes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from aistudio.training.adapters import (
     save_adapter,
     trainable_parameter_share,
 )
-from aistudio.training.distributed import is_main_process
+from aistudio.training.distributed import is_main_process, launched_world_size
 from aistudio.training.hpo import tune_hyperparameters
 from aistudio.training.trainer import TrainJob, TrainResult, run_training
 
@@ -76,13 +77,13 @@ def write_loss_curve(path: Path, history: Sequence[Mapping[str, float]]) -> None
 def _run(
     mlflow_cfg: MlflowConfig | None, stage: str, section: Mapping[str, Any], inputs: Sequence[Path], name: str
 ):
-    if mlflow_cfg is None:
+    if mlflow_cfg is None or not is_main_process():
         return nullcontext()
     return tracking.stage_run(mlflow_cfg, stage, section, inputs, run_name=name)
 
 
 def _log_result(mlflow_cfg: MlflowConfig | None, result: TrainResult, model_dir: Path | None) -> None:
-    if mlflow_cfg is None:
+    if mlflow_cfg is None or not is_main_process():
         return
     import mlflow
 
@@ -117,6 +118,13 @@ def train_base_model(
     def build() -> Any:
         return build_base_model(model_name, model_cfg, tokenizer, params.seed)
 
+    if params.hpo.n_trials and launched_world_size() > 1:
+        # Each rank would ask the study for its own trial and train a different config in lockstep.
+        raise UserError(
+            f"params.yaml: hpo.n_trials is {params.hpo.n_trials} under a {launched_world_size()}-process "
+            "launch: run the search in one process (python scripts/train_base_models.py), then launch with "
+            "hpo.n_trials: 0 and the best values in training"
+        )
     with _run(mlflow_cfg, "train_base_models", section, inputs, f"train_base-{model_name}"):
         if params.hpo.n_trials:
             cfg = tune_hyperparameters(
@@ -158,7 +166,11 @@ def train_base_model(
         out = out or layout.base_dir(model_name)
         if is_main_process():
             save_model_dir(
-                out, model, tokenizer, ModelCard(model_name, family.name, "base", metrics=result.metrics())
+                out,
+                model,
+                tokenizer,
+                ModelCard(model_name, family.name, "base", metrics=result.metrics()),
+                state_dict=result.state_dict,
             )
             write_loss_curve(layout.loss_plot("train_base", model_name), result.history)
             _log_result(mlflow_cfg, result, out)
@@ -189,8 +201,9 @@ def finetune_domain_model(
                 f"{split_path(processed_dir, which)}: {reason} (set finetune.skip_empty_domains to skip)"
             )
         log.warning("skipping %s/%s: %s", model_name, domain, reason)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / SKIPPED_MARKER, {"reason": reason})
+        if is_main_process():
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / SKIPPED_MARKER, {"reason": reason})
         return {"skipped": 1, "reason": reason}
     model, tokenizer, card, family = load_model_dir(layout.base_dir(model_name), expect_model=model_name)
     section = {"model": model_name, "domain": domain, "training": cfg.model_dump()}
@@ -212,11 +225,16 @@ def finetune_domain_model(
             key,
         )
         result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
-        save_model_dir(
-            out, model, tokenizer, ModelCard(model_name, family.name, "domain", domain, result.metrics())
-        )
-        write_loss_curve(layout.loss_plot("finetune", f"{model_name}-{domain}"), result.history)
-        _log_result(mlflow_cfg, result, out)
+        if is_main_process():
+            save_model_dir(
+                out,
+                model,
+                tokenizer,
+                ModelCard(model_name, family.name, "domain", domain, result.metrics()),
+                state_dict=result.state_dict,
+            )
+            write_loss_curve(layout.loss_plot("finetune", f"{model_name}-{domain}"), result.history)
+            _log_result(mlflow_cfg, result, out)
     return {**result.metrics(), "skipped": 0}
 
 
@@ -276,9 +294,10 @@ def train_lora_adapters(
             )
             result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
             out = adapters_root / domain
-            save_adapter(peft_model, out, domain)
-            write_loss_curve(layout.loss_plot(f"lora/{model_name}", domain), result.history)
-            if mlflow_cfg is not None:
+            if is_main_process():
+                save_adapter(peft_model, out, domain, state_dict=result.state_dict)
+                write_loss_curve(layout.loss_plot(f"lora/{model_name}", domain), result.history)
+            if mlflow_cfg is not None and is_main_process():
                 tracking.log_metrics({**{f"final_{k}": v for k, v in result.metrics().items()}, **share})
                 import mlflow
 

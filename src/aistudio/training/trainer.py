@@ -3,7 +3,8 @@
 HF `Trainer` does the loop (accelerate underneath, so the same code runs under
 `accelerate launch` for DDP/FSDP/DeepSpeed); this module turns a TrainingConfig into
 TrainingArguments, encodes records for the model's family, resumes from the last complete
-checkpoint and reports per-step metrics to the active MLflow run.
+checkpoint, reports per-step metrics to the active MLflow run and gathers the trained weights
+into one full state dict (on rank 0), whatever the launch sharded them across.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from peft import PeftModel
 from transformers import (
     EarlyStoppingCallback,
     PreTrainedTokenizerBase,
@@ -29,9 +32,24 @@ from aistudio.config import TrainingConfig
 from aistudio.errors import UserError
 from aistudio.modeling.family import Encoded, ModelFamily
 from aistudio.modeling.prompts import example_from_record, render_prompt
-from aistudio.training.checkpoints import last_complete_checkpoint, prepare_checkpoint_dir
+from aistudio.training.checkpoints import (
+    adapter_checkpoint_dir,
+    last_complete_checkpoint,
+    prepare_checkpoint_dir,
+)
 from aistudio.training.packing import PackedCollator, pack_examples
 from aistudio.training.precision import resolve_precision
+from aistudio.training.sharding import (
+    ShardedLaunch,
+    check_deepspeed_installed,
+    check_no_meta_parameters,
+    check_strategy_applied,
+    check_wrap_classes,
+    replicated_training,
+    sharded_launch,
+    share_tied_embedding_modules,
+    worth_sharding,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +84,9 @@ class TrainResult:
     resumed_from: str | None
     history: list[dict[str, float]]
     world_size: int = 1
+    sharded: bool = False
+    # A sharded run's weights gathered from every rank, on rank 0 (None elsewhere, and when unsharded).
+    state_dict: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     def metrics(self) -> dict[str, float | int]:
         return {
@@ -77,6 +98,7 @@ class TrainResult:
             "train_examples": self.train_examples,
             "skipped_examples": self.skipped_examples,
             "world_size": self.world_size,
+            "sharded": int(self.sharded),
         }
 
 
@@ -191,8 +213,33 @@ def training_arguments(cfg: TrainingConfig, output_dir: Path, seed: int, key: st
     )
 
 
+def _plan_sharding(job: TrainJob, launch: ShardedLaunch | None) -> bool:
+    """Whether this job trains sharded; every check that can refuse the launch runs before any work."""
+    if launch is None:
+        return False
+    check_deepspeed_installed(launch)
+    check_wrap_classes(job.model, launch, job.name)
+    if worth_sharding(job.model, launch, job.cfg.fsdp_min_params, job.name, job.config_key):
+        if launch.strategy == "fsdp":
+            share_tied_embedding_modules(job.model)
+        return True
+    check_no_meta_parameters(job.model, job.name)
+    return False
+
+
 def run_training(job: TrainJob, log_to_mlflow: bool = True) -> TrainResult:
-    """Fit `job.model` in place, resuming from the last complete checkpoint of an identical job."""
+    """Fit `job.model` in place, resuming from the last complete checkpoint of an identical job.
+
+    Save with the returned `state_dict` when it is not None: under FSDP or ZeRO-3 the model holds
+    only this rank's shard of each weight after training, and `state_dict` the gathered whole.
+    """
+    launch = sharded_launch()
+    sharded = _plan_sharding(job, launch)
+    with nullcontext() if sharded or launch is None else replicated_training():
+        return _fit(job, log_to_mlflow, launch if sharded else None)
+
+
+def _fit(job: TrainJob, log_to_mlflow: bool, launch: ShardedLaunch | None) -> TrainResult:
     cfg = job.cfg
     if cfg.packing and job.family.name != "causal":
         raise UserError(f"params.yaml: {job.config_key}.packing is for the causal family only")
@@ -217,9 +264,15 @@ def run_training(job: TrainJob, log_to_mlflow: bool = True) -> TrainResult:
         train_dataset = train
         train_collator = _CountingCollator(lambda feats: job.family.collate(feats, job.tokenizer), pad)
 
+    if not job.family.loss_uses_num_items:
+        # The Trainer reads this flag off the bare model to decide how to scale the loss.
+        base = job.model.get_base_model() if isinstance(job.model, PeftModel) else job.model
+        base.accepts_loss_kwargs = False
     args = training_arguments(cfg, job.checkpoint_dir, job.seed, job.config_key)
-    if args.process_index == 0:
-        prepare_checkpoint_dir(job.checkpoint_dir, job.name, job.fingerprint)
+    # Rank 0 may remove stale checkpoints; no rank looks for one to resume from before it has.
+    with args.main_process_first(local=False, desc=f"{job.name}: checkpoint directory"):
+        if args.process_index == 0:
+            prepare_checkpoint_dir(job.checkpoint_dir, job.name, job.fingerprint)
     metrics_cb = _MetricsCallback(train_collator, log_to_mlflow)
     callbacks: list[TrainerCallback] = [metrics_cb, *job.extra_callbacks]
     if cfg.early_stopping_patience:
@@ -233,12 +286,17 @@ def run_training(job: TrainJob, log_to_mlflow: bool = True) -> TrainResult:
         processing_class=job.tokenizer,
         callbacks=callbacks,
     )
+    if launch is not None:
+        check_strategy_applied(launch, trainer.is_fsdp_enabled, trainer.is_deepspeed_enabled)
     trainer.eval_collator = lambda feats: job.family.collate(feats, job.tokenizer)
     resume = last_complete_checkpoint(job.checkpoint_dir)
     if resume is not None:
         log.info("%s: resuming from %s", job.name, resume)
     output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     eval_loss = float(trainer.evaluate()["eval_loss"])
+    # Collective under FSDP/ZeRO-3: every rank takes part, rank 0 receives the full weights.
+    # Unsharded, the model itself holds them, and savers use it as before.
+    state_dict = trainer.accelerator.get_state_dict(trainer.model_wrapped) if launch is not None else None
     seconds = metrics_cb.train_seconds or float(output.metrics.get("train_runtime", 0.0))
     return TrainResult(
         global_step=int(trainer.state.global_step),
@@ -251,6 +309,8 @@ def run_training(job: TrainJob, log_to_mlflow: bool = True) -> TrainResult:
         resumed_from=resume.name if resume else None,
         history=metrics_cb.history,
         world_size=int(args.world_size),
+        sharded=launch is not None,
+        state_dict=state_dict if args.process_index == 0 else None,
     )
 
 
@@ -266,3 +326,20 @@ class _FamilyTrainer(Trainer):
             return super().get_eval_dataloader(eval_dataset)
         finally:
             self.data_collator = train_collator
+
+    def _load_best_model(self) -> None:
+        # PEFT saves a named adapter's checkpoint under checkpoint-N/<adapter>/, where transformers'
+        # restore does not look: it only warns "Could not locate the best model" and keeps the last
+        # weights. FSDP and DeepSpeed restore through their own sharded checkpoints.
+        model = self.model
+        if not isinstance(model, PeftModel) or self.is_fsdp_enabled or self.is_deepspeed_enabled:
+            super()._load_best_model()
+            return
+        best = Path(self.state.best_model_checkpoint)
+        adapter = model.active_adapter
+        folder = adapter_checkpoint_dir(best, adapter)
+        if folder is None:
+            raise RuntimeError(f"{best}: holds no weights of adapter '{adapter}' to restore as best model")
+        log.info("restoring the best adapter '%s' from %s (%s)", adapter, best.name, self.state.best_metric)
+        model.load_adapter(str(folder), adapter, is_trainable=True)
+        model.set_adapter(adapter)

@@ -74,3 +74,10 @@ def workspace(tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch) 
     write_workspace(tmp_path, repo_root)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def make_workspace(tmp_path_factory: pytest.TempPathFactory):
+    """For module-scoped fixtures: a function writing a fresh workspace with `overrides` applied."""
+    repo_root = Path(__file__).resolve().parents[3]
+    return lambda name, overrides=None: write_workspace(tmp_path_factory.mktemp(name), repo_root, overrides)

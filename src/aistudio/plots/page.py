@@ -1,9 +1,10 @@
 """The HTML page `dvc plots show` and `dvc plots diff` fill, with the Vega scripts inline.
 
 DVC's default page loads Vega, Vega-Lite and Vega-Embed from a CDN, so on a machine without
-internet it stays blank. `.dvc/config` sets `plots.html_template` to PAGE, which this module builds
-from the npm bundles vendored in vendor/vega/ (versions in VENDORED, licences beside the files).
-Inline rather than linked: DVC writes the page wherever `-o` says, and a copied page keeps working.
+internet it stays blank. `.dvc/config` sets `plots.html_template` to layout.PLOTS_PAGE, which this
+module builds from the npm bundles vendored in vendor/vega/ (versions in VENDORED, licences
+beside the files). Inline rather than linked: DVC writes the page wherever `-o` says, and a
+copied page keeps working.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from pathlib import Path
 
 from aistudio.errors import UserError
 from aistudio.io import atomic_writer
+from aistudio.layout import DVC_DIR, PLOTS_PAGE, VENDORED_VEGA_DIR
 
-VENDOR_DIR = Path("vendor/vega")
-# Relative to .dvc/, as DVC reads plots.html_template; built, not committed (see .dvc/.gitignore).
-PAGE_IN_DVC_DIR = Path("plots/page.html")
-PAGE = Path(".dvc") / PAGE_IN_DVC_DIR
+# As .dvc/config names it (DVC reads plots.html_template relative to .dvc/); built, not committed.
+PAGE_IN_DVC_DIR = PLOTS_PAGE.relative_to(DVC_DIR)
 SKELETON = Path(__file__).with_name("page.html")
 SCRIPTS_MARKER = "<!-- aistudio:vendored-scripts -->"
 # DVC fills these two; a page without plot_divs is refused by dvc-render.
@@ -28,7 +28,7 @@ DVC_PLACEHOLDERS = ("{plot_divs}", "{refresh_tag}")
 class VendoredScript:
     package: str
     version: str
-    file: str  # relative to VENDOR_DIR
+    file: str  # relative to VENDORED_VEGA_DIR
 
     def describe(self) -> str:
         return (
@@ -47,7 +47,8 @@ VENDORED: tuple[VendoredScript, ...] = (
 def _script_tag(vendor_dir: Path, script: VendoredScript) -> str:
     path = vendor_dir / script.file
     if not path.is_file():
-        raise UserError(f"{path}: missing vendored script; restore {VENDOR_DIR}/ from git (see its README)")
+        readme = VENDORED_VEGA_DIR / "README.md"
+        raise UserError(f"{path}: missing vendored script; restore it from git (see {readme})")
     source = path.read_text(encoding="utf-8")
     # An inline script ends at the first "</script", wherever it appears.
     if "</script" in source.lower():
@@ -55,7 +56,7 @@ def _script_tag(vendor_dir: Path, script: VendoredScript) -> str:
     return f"<script>/* {script.describe()} */\n{source}\n</script>"
 
 
-def render_page(vendor_dir: Path = VENDOR_DIR, skeleton: Path = SKELETON) -> str:
+def render_page(vendor_dir: Path = VENDORED_VEGA_DIR, skeleton: Path = SKELETON) -> str:
     """The page template: DVC's placeholders kept, the vendored scripts inline at SCRIPTS_MARKER."""
     text = skeleton.read_text(encoding="utf-8")
     missing = [p for p in (SCRIPTS_MARKER, *DVC_PLACEHOLDERS) if p not in text]
@@ -66,10 +67,10 @@ def render_page(vendor_dir: Path = VENDOR_DIR, skeleton: Path = SKELETON) -> str
 
 
 def write_page(root: Path = Path(".")) -> Path:
-    """Build PAGE under `root` (what `make setup` runs); rewritten only when its content changes."""
+    """Build PLOTS_PAGE under `root` (what `make setup` runs); rewritten only when its content changes."""
     root = Path(root)
-    page = root / PAGE
-    text = render_page(root / VENDOR_DIR)
+    page = root / PLOTS_PAGE
+    text = render_page(root / VENDORED_VEGA_DIR)
     if not page.is_file() or page.read_text(encoding="utf-8") != text:
         with atomic_writer(page) as out:
             out.write(text)
@@ -78,9 +79,9 @@ def write_page(root: Path = Path(".")) -> Path:
 
 def page_problem(root: Path) -> str | None:
     """Why `dvc plots show` would not get the offline page at `root`, or None."""
-    page = Path(root) / PAGE
+    page = Path(root) / PLOTS_PAGE
     if not page.is_file():
-        return f"{PAGE}: missing (the offline `dvc plots` page); run `make setup`"
-    if page.read_text(encoding="utf-8") != render_page(Path(root) / VENDOR_DIR):
-        return f"{PAGE}: out of date with {VENDOR_DIR}/ or {SKELETON.name}; run `make setup`"
+        return f"{PLOTS_PAGE}: missing (the offline `dvc plots` page); run `make setup`"
+    if page.read_text(encoding="utf-8") != render_page(Path(root) / VENDORED_VEGA_DIR):
+        return f"{PLOTS_PAGE}: out of date with {VENDORED_VEGA_DIR}/ or {SKELETON.name}; run `make setup`"
     return None

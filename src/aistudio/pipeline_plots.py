@@ -108,13 +108,15 @@ def check_plots(root: Path, dvc: Mapping[str, Any], raw_params: Mapping[str, Any
         return ["dvc.yaml: no top-level plots; declare the loss, evaluation and quantization charts"]
     problems: list[str] = []
     charted: set[str] = set()
+    # Templates and the page live in .dvc/: checked in a DVC repository, not in a bare copy of dvc.yaml.
+    in_dvc_repo = (root / layout.DVC_DIR).is_dir()
     for plot_id, props in definitions.items():
         where = f"dvc.yaml: plots.{plot_id}"
         ys = _fields(props.get("y"))
         if not ys:
             problems.append(f"{where}: y must map each data file to its columns ({{file: [column, ...]}})")
             continue
-        if (template := _template_problem(root, where, props.get("template"))) is not None:
+        if in_dvc_repo and (template := _template_problem(root, where, props.get("template"))) is not None:
             problems.append(template)
         x = props.get("x")
         for file, columns in ys.items():
@@ -126,6 +128,6 @@ def check_plots(root: Path, dvc: Mapping[str, Any], raw_params: Mapping[str, Any
             problems += _column_problems(root, where, file, named, expected[file])
     for file in sorted(set(expected) - charted):
         problems.append(f"dvc.yaml: plots: no chart draws {file}; add it to the chart of its stage")
-    if (root / layout.DVC_DIR).is_dir():
+    if in_dvc_repo:
         problems += [p for p in (_page_config_problem(root), page_problem(root)) if p is not None]
     return problems

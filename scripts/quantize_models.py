@@ -16,13 +16,19 @@ def main() -> int:
     args = stage_args(STAGE, __doc__.splitlines()[0], model="some", out=layout.QUANTIZED_DIR)
     configure_logging(STAGE)
     # Imported after params are validated: a user error should not wait for (or print from) torch.
-    from aistudio.quantization import check_base_models, quantize_model, write_quantization_metrics
+    from aistudio.quantization import (
+        check_base_models,
+        quantize_model,
+        write_plot,
+        write_quantization_metrics,
+    )
 
     check_base_models(args.models)  # all missing models reported at once, before hours of work on the others
     results = {
         name: quantize_model(args.params, name, args.data, args.mlflow, out=args.out) for name in args.models
     }
-    write_quantization_metrics(layout.QUANTIZATION_METRICS, results, list(args.params.models))
+    merged = write_quantization_metrics(layout.QUANTIZATION_METRICS, results, list(args.params.models))
+    write_plot(merged, layout.QUANTIZATION_PLOT)
     return 0
 
 

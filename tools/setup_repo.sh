@@ -6,3 +6,5 @@ if ! git rev-parse --git-dir >/dev/null 2>&1; then
 fi
 # The default DVC remote is a local directory, so `dvc push` / `dvc pull` work out of the box.
 mkdir -p .dvc-remote logs metrics
+# The offline page `dvc plots show` fills (.dvc/config plots.html_template), from vendor/vega/.
+python scripts/build_plots_page.py >/dev/null

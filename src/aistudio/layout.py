@@ -127,6 +127,7 @@ MONITORING_METRICS = METRICS_DIR / "monitoring.json"
 BENCH_DIR = METRICS_DIR / "bench"
 PLOTS_DIR = METRICS_DIR / "plots"
 EVALUATION_PLOTS_DIR = PLOTS_DIR / "evaluation"
+QUANTIZATION_PLOT = PLOTS_DIR / "quantization.json"
 
 
 def finetune_metrics(model: str, domain: str) -> Path:
@@ -138,13 +139,23 @@ def lora_metrics(model: str) -> Path:
 
 
 def loss_plot(kind: str, name: str) -> Path:
-    """step,loss,eval_loss,learning_rate rows of one training run, for `dvc plots show`."""
+    """step,train_loss,eval_loss,learning_rate,note rows of one training run, for `dvc plots show`."""
     return PLOTS_DIR / kind / f"{name}.csv"
 
 
-def evaluation_plot(domain: str) -> Path:
-    """One bar-chart data file per domain: a list of {model, form, perplexity, ...} rows."""
-    return EVALUATION_PLOTS_DIR / f"{domain}.json"
+def evaluation_plot(chart: str) -> Path:
+    """One bar-chart data file per metric (evaluation/plots.py CHARTS): {model, domain, form, ...} rows."""
+    return EVALUATION_PLOTS_DIR / f"{chart}.json"
+
+
+# --- the `dvc plots` page ------------------------------------------------------------------------
+
+DVC_DIR = Path(".dvc")
+# DVC's templates_dir: the Vega-Lite templates dvc.yaml's plots name, and the page built from them.
+PLOT_TEMPLATES_DIR = DVC_DIR / "plots"
+# .dvc/config's plots.html_template (relative to .dvc/, as DVC reads it); built by `make setup`.
+PLOTS_PAGE = PLOT_TEMPLATES_DIR / "page.html"
+VENDORED_VEGA_DIR = Path("vendor/vega")
 
 
 # --- deployment ----------------------------------------------------------------------------------
@@ -201,7 +212,7 @@ def stage_outputs(model: str, domain: str) -> dict[str, tuple[Path, ...]]:
             lora_metrics(model),
             PLOTS_DIR / "lora" / model,
         ),
-        "quantize_models": (QUANTIZED_DIR, QUANTIZATION_METRICS),
+        "quantize_models": (QUANTIZED_DIR, QUANTIZATION_PLOT, QUANTIZATION_METRICS),
         "evaluate": (
             BUNDLES_DIR,
             EVALUATION_REPORT,

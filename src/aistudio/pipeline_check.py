@@ -11,6 +11,7 @@ from typing import Any
 from aistudio import layout
 from aistudio.config import load_params, read_yaml
 from aistudio.errors import UserError
+from aistudio.pipeline_plots import check_plots
 
 _TEMPLATE = re.compile(r"\$\{[^}]+\}")
 
@@ -140,6 +141,7 @@ def check_pipeline(root: Path) -> list[str]:
             gathers_outputs = any(out.startswith(dep.rstrip("/") + "/") for out in produced)
             if not (inside_an_output or gathers_outputs):
                 problems.append(f"{where}.deps: '{dep}' neither exists nor is an output of a stage")
+    problems += check_plots(root, dvc, raw_params)
     if params is None:
         problems.append("params.yaml: invalid, see above")
     return problems

@@ -6,8 +6,10 @@ wired by dvc.yaml, tracked in a real sqlite MLflow store.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from plots_browser import chart_problems, drawn_charts, dump_dom
+
+from aistudio.plots.page import write_page
 
 BIN = Path(sys.executable).parent
 MODELS = ("phi2", "codet5p", "t5_small")
@@ -126,11 +131,56 @@ def test_runs_of_one_repro_share_a_pipeline_tag(pipeline: Path) -> None:
     } <= stages
 
 
-def test_plots_render(pipeline: Path) -> None:
-    out = pipeline / "plots_out"
+def _declared_plots(repo: Path) -> dict[str, dict]:
+    dvc = yaml.safe_load((repo / "dvc.yaml").read_text())
+    return {plot_id: props for entry in dvc["plots"] for plot_id, props in entry.items()}
+
+
+def _browser_problems(repo: Path, page: Path, profile: Path, revisions: int = 1) -> list[str]:
+    declared = _declared_plots(repo)
+    charts = drawn_charts(dump_dom(page, profile), set(declared))
+    return [
+        p
+        for plot_id, props in declared.items()
+        for p in chart_problems(repo, plot_id, props, charts.get(plot_id), revisions)
+    ]
+
+
+def test_dvc_plots_show_draws_every_declared_chart_in_a_browser_with_no_network(
+    pipeline: Path, tmp_path: Path
+) -> None:
+    write_page(pipeline)  # what `make setup` does in a checkout
+    out = tmp_path / "show"
     _dvc(pipeline, "plots", "show", "-o", str(out))
     html = (out / "index.html").read_text()
-    assert "train_base" in html and "finetune" in html
+    assert not re.search(r"<script[^>]+src=", html), "the page loads a script from somewhere"
+    assert _browser_problems(pipeline, out / "index.html", tmp_path / "profile") == []
+    # The run's real curves: every training stage logged train and eval loss.
+    for curve in (pipeline / "metrics/plots").rglob("*.csv"):
+        rows = list(csv.DictReader(curve.open()))
+        assert any(r["train_loss"] for r in rows) and any(r["eval_loss"] for r in rows), curve
+
+
+def test_dvc_plots_diff_draws_both_revisions_offline(pipeline: Path, tmp_path: Path) -> None:
+    write_page(pipeline)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
+    subprocess.run([*git, "add", "metrics", "dvc.lock"], cwd=pipeline, check=True)
+    subprocess.run([*git, "commit", "-qm", "pipeline results"], cwd=pipeline, check=True)
+    out = tmp_path / "diff"
+    _dvc(pipeline, "plots", "diff", "HEAD", "-o", str(out))
+    assert _browser_problems(pipeline, out / "index.html", tmp_path / "profile", revisions=2) == []
+
+
+def test_a_page_that_loads_vega_from_a_cdn_fails_the_browser_check(pipeline: Path, tmp_path: Path) -> None:
+    # DVC's own page: {scripts} is where it puts its CDN <script src> tags.
+    cdn_template = tmp_path / "cdn.html"
+    cdn_template.write_text("<html><head>{scripts}</head><body>{plot_divs}</body></html>")
+    out = tmp_path / "cdn"
+    _dvc(pipeline, "plots", "show", "--html-template", str(cdn_template), "-o", str(out))
+    assert "cdn.jsdelivr.net" in (out / "index.html").read_text()
+    problems = _browser_problems(pipeline, out / "index.html", tmp_path / "profile")
+    assert len(problems) == len(_declared_plots(pipeline))
+    assert all("not drawn" in p for p in problems), problems
 
 
 def test_second_repro_is_a_no_op_and_lora_change_reruns_only_lora_onwards(pipeline: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
@@ -21,10 +22,12 @@ from aistudio.quantization import (
     generation_latency,
     merged_dir,
     perplexity,
+    plot_rows,
     quantize_variant,
     relative_to,
     variant_dir,
     weight_bytes,
+    write_plot,
 )
 
 WORDS = "the cat sat on a mat and sang to the moon while rain fell softly".split()
@@ -130,3 +133,21 @@ def test_latency_generates_exactly_max_new_tokens_per_prompt(tiny) -> None:
         "latency_p50_s": None,
         "tokens_per_second": None,
     }
+
+
+def test_the_size_vs_perplexity_chart_has_a_point_per_measured_variant_and_fp32_first(tmp_path: Path) -> None:
+    results = {
+        "phi2": {
+            "4bit": {"status": "ok", "size_bytes": 2_000_000, "perplexity_change": 0.031},
+            REFERENCE: {"status": "ok", "size_bytes": 8_000_000, "perplexity_change": 0.0},
+            "8bit": {"status": "unavailable", "reason": "no kernel"},
+            "merged_domains": {"code": {REFERENCE: {"status": "ok"}}},
+        }
+    }
+    assert plot_rows(results) == [
+        {"model": "phi2", "variant": REFERENCE, "size_mb": 8.0, "perplexity_change_pct": 0.0},
+        {"model": "phi2", "variant": "4bit", "size_mb": 2.0, "perplexity_change_pct": 3.1},
+    ]
+    unavailable = {"phi2": {"8bit": {"status": "unavailable", "reason": "no kernel"}}}
+    (row,) = json.loads(write_plot(unavailable, tmp_path / "q.json").read_text())
+    assert row["size_mb"] == "" and "unavailable" in row["note"]

@@ -1,4 +1,4 @@
-"""The evaluation report (markdown) and the per-domain rows behind `dvc plots` bar charts.
+"""The evaluation report (markdown); the rows behind its `dvc plots` charts are in plots.py.
 
 `results` is always model → domain → form → FormResult (or its JSON form). Gate reports are one
 per model: pass a mapping model → GateReport, or a single GateReport when there is one model.
@@ -20,8 +20,7 @@ from aistudio.evaluation.metrics import (
     TOKENS_PER_SECOND,
 )
 from aistudio.evaluation.results import FORMS, FormResult, form_metrics
-from aistudio.io import atomic_writer, write_json
-from aistudio.layout import EVALUATION_PLOTS_DIR, evaluation_plot
+from aistudio.io import atomic_writer
 
 Results = Mapping[str, Mapping[str, Mapping[str, FormResult | Mapping[str, Any]]]]
 
@@ -186,29 +185,3 @@ def write_report(
     with atomic_writer(Path(path)) as out:
         out.write(render_report(results, gate, behaviour))
     return Path(path)
-
-
-# --- plots ----------------------------------------------------------------------------------------
-
-
-def plot_rows(results: Results) -> dict[str, list[dict[str, Any]]]:
-    """domain → one row per (model, form): {model, form, label, <every metric>}, for bar charts."""
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for model, domains in results.items():
-        for domain, forms in domains.items():
-            for form in _ordered_forms(forms):
-                metrics = dict(form_metrics(forms[form]))
-                rows.setdefault(domain, []).append(
-                    {"model": model, "form": form, "label": f"{model}/{form}", **metrics}
-                )
-    return rows
-
-
-def write_plots(results: Results, directory: Path = EVALUATION_PLOTS_DIR) -> list[Path]:
-    """One JSON list per domain (layout.evaluation_plot), for `dvc plots` with x=label."""
-    written = []
-    for domain, rows in plot_rows(results).items():
-        path = Path(directory) / evaluation_plot(domain).name
-        write_json(path, rows)
-        written.append(path)
-    return written

@@ -20,7 +20,8 @@ from aistudio.errors import UserError
 from aistudio.evaluation.behavioural import INVARIANCE_PROMPTS, invariance_check, minimum_functionality
 from aistudio.evaluation.evaluate import evaluate_form, make_generate_fn, make_nll_fn
 from aistudio.evaluation.gates import GateReport, beats_champion, check_gates, gate_summary, serving_form
-from aistudio.evaluation.report import write_plots, write_report
+from aistudio.evaluation.plots import write_charts
+from aistudio.evaluation.report import write_report
 from aistudio.evaluation.results import FormResult
 from aistudio.io import write_json
 from aistudio.modeling.loading import load_model_dir
@@ -226,7 +227,7 @@ def write_stage_outputs(
     plots_dir: Path = layout.EVALUATION_PLOTS_DIR,
 ) -> list[str]:
     """The evaluate stage's metrics (model → domain → form → metrics), gate decisions, report and
-    plot rows; returns the models that failed a gate."""
+    chart data; returns the models that failed a gate."""
     results = {name: ev.results for name, ev in evaluations.items()}
     write_json(
         metrics_path,
@@ -242,5 +243,5 @@ def write_stage_outputs(
         {name: ev.gate for name, ev in evaluations.items()},
         {name: ev.behaviour for name, ev in evaluations.items()},
     )
-    write_plots(results, plots_dir)
+    write_charts(results, plots_dir)
     return [name for name, ev in evaluations.items() if not ev.gate.passed]

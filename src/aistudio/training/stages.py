@@ -7,7 +7,6 @@ where every rank trains and only the first one writes.
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
@@ -17,7 +16,7 @@ from typing import Any
 from aistudio import layout, tracking
 from aistudio.config import MlflowConfig, Params, TrainingConfig
 from aistudio.errors import UserError
-from aistudio.io import atomic_writer, read_jsonl, write_json
+from aistudio.io import read_jsonl, write_json
 from aistudio.layout import split_path
 from aistudio.modeling.family import family_for
 from aistudio.modeling.loading import (
@@ -28,6 +27,7 @@ from aistudio.modeling.loading import (
     save_model_dir,
 )
 from aistudio.modeling.prompts import example_from_record
+from aistudio.plots import data as plot_data
 from aistudio.training.adapters import (
     attach_lora,
     qlora_load_kwargs,
@@ -60,18 +60,27 @@ def tokenizer_corpus(records: Sequence[Mapping[str, Any]]) -> Iterator[str]:
         yield example.target
 
 
-def write_loss_curve(path: Path, history: Sequence[Mapping[str, float]]) -> None:
-    """step,loss,eval_loss,learning_rate rows for `dvc plots show`."""
+# Trainer log key → loss-curve column.
+_LOSS_CURVE_SOURCES = {"loss": "train_loss", "eval_loss": "eval_loss", "learning_rate": "learning_rate"}
+
+
+def write_loss_curve(
+    path: Path, history: Sequence[Mapping[str, float]], run: str, note: str | None = None
+) -> None:
+    """One row per logged step (train_loss, eval_loss, learning_rate) for `dvc plots show`.
+
+    HF Trainer logs the step's loss as `loss`; its end-of-training summary (`train_loss`, the mean
+    over the run) is not a step and is left out. A run that logged no step gets a note row instead.
+    """
     by_step: dict[int, dict[str, float]] = {}
     for row in history:
         merged = by_step.setdefault(int(row["step"]), {})
-        merged.update({k: row[k] for k in ("loss", "eval_loss", "learning_rate") if k in row})
-    with atomic_writer(path) as out:
-        writer = csv.writer(out)
-        writer.writerow(["step", "loss", "eval_loss", "learning_rate"])
-        for step in sorted(by_step):
-            values = by_step[step]
-            writer.writerow([step, *(values.get(k, "") for k in ("loss", "eval_loss", "learning_rate"))])
+        for source, column in _LOSS_CURVE_SOURCES.items():
+            if source in row:
+                merged[column] = row[source]
+    rows = [{"step": step, **by_step[step]} for step in sorted(by_step) if by_step[step]]
+    note = note or f"{run}: no training step was logged (nothing trained, or max_steps 0)"
+    plot_data.write_csv(path, rows, plot_data.LOSS_CURVE_COLUMNS, note)
 
 
 def _run(
@@ -172,7 +181,7 @@ def train_base_model(
                 ModelCard(model_name, family.name, "base", metrics=result.metrics()),
                 state_dict=result.state_dict,
             )
-            write_loss_curve(layout.loss_plot("train_base", model_name), result.history)
+            write_loss_curve(layout.loss_plot("train_base", model_name), result.history, model_name)
             _log_result(mlflow_cfg, result, out)
     return {**result.metrics(), "resumed_from": result.resumed_from, "learning_rate": cfg.learning_rate}
 
@@ -204,6 +213,10 @@ def finetune_domain_model(
         if is_main_process():
             out.mkdir(parents=True, exist_ok=True)
             write_json(out / SKIPPED_MARKER, {"reason": reason})
+            run = f"{model_name}/{domain}"
+            write_loss_curve(
+                layout.loss_plot("finetune", f"{model_name}-{domain}"), [], run, f"{run}: skipped, {reason}"
+            )
         return {"skipped": 1, "reason": reason}
     model, tokenizer, card, family = load_model_dir(layout.base_dir(model_name), expect_model=model_name)
     section = {"model": model_name, "domain": domain, "training": cfg.model_dump()}
@@ -233,7 +246,8 @@ def finetune_domain_model(
                 ModelCard(model_name, family.name, "domain", domain, result.metrics()),
                 state_dict=result.state_dict,
             )
-            write_loss_curve(layout.loss_plot("finetune", f"{model_name}-{domain}"), result.history)
+            curve = layout.loss_plot("finetune", f"{model_name}-{domain}")
+            write_loss_curve(curve, result.history, f"{model_name}/{domain}")
             _log_result(mlflow_cfg, result, out)
     return {**result.metrics(), "skipped": 0}
 
@@ -263,6 +277,10 @@ def train_lora_adapters(
                     f"{split_path(processed_dir, 'train')}: no '{domain}' records for its LoRA adapter"
                 )
             results[domain] = {"skipped": 1}
+            if is_main_process():
+                run = f"{model_name}/lora-{domain}"
+                reason = f"{run}: skipped, the train or validation split has no '{domain}' records"
+                write_loss_curve(layout.loss_plot(f"lora/{model_name}", domain), [], run, reason)
             continue
         load_kwargs = qlora_load_kwargs() if lora.qlora else {}
         model, tokenizer, card, family = load_model_dir(base, expect_model=model_name, **load_kwargs)
@@ -296,7 +314,8 @@ def train_lora_adapters(
             out = adapters_root / domain
             if is_main_process():
                 save_adapter(peft_model, out, domain, state_dict=result.state_dict)
-                write_loss_curve(layout.loss_plot(f"lora/{model_name}", domain), result.history)
+                curve = layout.loss_plot(f"lora/{model_name}", domain)
+                write_loss_curve(curve, result.history, f"{model_name}/lora-{domain}")
             if mlflow_cfg is not None and is_main_process():
                 tracking.log_metrics({**{f"final_{k}": v for k, v in result.metrics().items()}, **share})
                 import mlflow

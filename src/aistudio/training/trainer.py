@@ -178,6 +178,16 @@ class _MetricsCallback(TrainerCallback):
                 mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=state.global_step)
 
 
+# A loss curve gets about this many points (every step on short runs), and a long run still logs
+# at least every LOGGING_STEPS_CAP steps: the curve shows the trend, MLflow is not flooded.
+LOSS_CURVE_POINTS = 20
+LOGGING_STEPS_CAP = 50
+
+
+def logging_interval(max_steps: int) -> int:
+    return max(1, min(max_steps // LOSS_CURVE_POINTS, LOGGING_STEPS_CAP))
+
+
 def training_arguments(cfg: TrainingConfig, output_dir: Path, seed: int, key: str) -> TrainingArguments:
     precision = resolve_precision(cfg.precision, f"{key}.precision")
     best = cfg.early_stopping_patience > 0
@@ -199,7 +209,7 @@ def training_arguments(cfg: TrainingConfig, output_dir: Path, seed: int, key: st
         load_best_model_at_end=best,
         metric_for_best_model="eval_loss" if best else None,
         greater_is_better=False if best else None,
-        logging_steps=max(1, min(cfg.eval_steps, 10)),
+        logging_steps=logging_interval(cfg.max_steps),
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not torch.cuda.is_available(),

@@ -29,7 +29,7 @@ def test_base_finetune_and_lora_train_save_and_reload(workspace: Path, model: st
     base = train_base_model(params, model, PROCESSED, mlflow_cfg)
     assert base["global_step"] == 16
     with layout.loss_plot("train_base", model).open() as handle:
-        losses = [float(r["loss"]) for r in csv.DictReader(handle) if r["loss"]]
+        losses = [float(r["train_loss"]) for r in csv.DictReader(handle) if r["train_loss"]]
     assert losses[-1] < losses[0] * 0.8, f"loss did not decrease: {losses}"
     tokenizer = AutoTokenizer.from_pretrained(layout.base_dir(model))
     assert tokenizer.eos_token_id is not None and tokenizer.pad_token_id is not None

@@ -1,15 +1,14 @@
-"""The markdown report renders every section; plot rows are one per model × form per domain."""
+"""The markdown report renders every section."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from aistudio.config import GatesConfig
 from aistudio.evaluation.gates import check_gates, gate_summary
-from aistudio.evaluation.report import plot_rows, render_report, write_plots, write_report
+from aistudio.evaluation.report import render_report, write_report
 from aistudio.evaluation.results import FORMS, FormResult
 
 
@@ -89,23 +88,3 @@ def test_a_single_gate_report_needs_a_single_model() -> None:
     assert "### phi2: " in render_report({"phi2": results["phi2"]}, gates["phi2"])
     with pytest.raises(ValueError, match="one GateReport for 2 models"):
         render_report(results, gates["phi2"])
-
-
-def test_plot_rows_are_one_per_model_and_form_per_domain(tmp_path: Path) -> None:
-    rows = plot_rows(_results())
-    assert set(rows) == {"code", "summarization"}
-    assert [(r["model"], r["form"]) for r in rows["code"]] == [
-        (m, f) for m in ("phi2", "codet5p") for f in FORMS
-    ]
-    assert rows["summarization"][0] == {
-        "model": "phi2",
-        "form": "base",
-        "label": "phi2/base",
-        "perplexity": 10.0,
-        "p95_s": 0.1,
-        "tokens_per_second": 50.0,
-        "rougeL": 0.3,
-    }
-    written = write_plots(_results(), tmp_path)
-    assert sorted(p.name for p in written) == ["code.json", "summarization.json"]
-    assert len(json.loads((tmp_path / "code.json").read_text())) == 8

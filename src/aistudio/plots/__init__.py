@@ -1,0 +1,1 @@
+"""What `dvc plots show` draws from: the plot data tables and the offline page."""

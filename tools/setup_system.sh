@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# System packages the tests need: promtool (Debian's prometheus package) for alert-rule tests.
+# System packages the tests need: promtool (Debian's prometheus package) for alert-rule tests, and
+# the PostgreSQL server (Debian's postgresql package) for the team stack (make team-up) and its tests.
 set -euo pipefail
-if command -v promtool >/dev/null 2>&1; then
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# Debian installs the server tools under /usr/lib/postgresql/<version>/bin, not on PATH.
+if ! command -v pg_ctl >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null; then
+  missing+=(postgresql)
+fi
+if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" -eq 0 ]; then
@@ -9,12 +16,19 @@ if [ "$(id -u)" -eq 0 ]; then
 elif command -v sudo >/dev/null 2>&1; then
   SUDO="sudo"
 else
-  echo "setup: promtool is missing; install Debian's 'prometheus' package (apt-get install prometheus)" >&2
+  echo "setup: missing system packages; install them with: apt-get install ${missing[*]}" >&2
   exit 1
 fi
-echo "setup: installing promtool (apt package prometheus)"
+echo "setup: installing ${missing[*]} (apt)"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-# The package starts a service on some systems; the project runs its own Prometheus when it needs one.
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The packages start services on some systems; the project runs its own Prometheus and its own
+# throwaway PostgreSQL cluster (127.0.0.1 only) when it needs one.
 $SUDO systemctl stop prometheus >/dev/null 2>&1 || true
+if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+  for cluster in /etc/postgresql/*/*; do
+    [ -d "$cluster" ] || continue
+    $SUDO pg_ctlcluster "$(basename "$(dirname "$cluster")")" "$(basename "$cluster")" stop >/dev/null 2>&1 || true
+  done
+fi

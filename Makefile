@@ -79,17 +79,17 @@ monitor:
 	prometheus --config.file=configs/monitoring/prometheus.yml --storage.tsdb.path=$(PROMETHEUS_DATA) \
 		--storage.tsdb.retention.time=7d --web.listen-address=$(PROMETHEUS_ADDR)
 
-# The team stack on 127.0.0.1 (PostgreSQL :55432, S3 :59000, MLflow :55000), state in $(TEAM_DIR)/.
-# team-up is idempotent and restarts a stopped database or server; team-down deletes the state.
-TEAM_DIR ?= .team
+# The team stack on 127.0.0.1 (PostgreSQL :55432, S3 :59000, MLflow :55000), state in .team/ (or
+# $AISTUDIO_TEAM_DIR). team-up is idempotent and restarts a stopped database or server;
+# team-down stops everything and deletes the state.
 team-up: setup
-	$(PY) scripts/team_stack.py up --state-dir $(TEAM_DIR)
+	$(PY) scripts/team_stack.py up
 
 team-down:
-	$(PY) scripts/team_stack.py down --state-dir $(TEAM_DIR)
+	$(PY) scripts/team_stack.py down
 
 team-status:
-	$(PY) scripts/team_stack.py status --state-dir $(TEAM_DIR)
+	$(PY) scripts/team_stack.py status
 
 clean-outputs:
 	rm -rf data/processed models/* metrics/bench logs mlflow.db mlruns .dvc/tmp/rwlock

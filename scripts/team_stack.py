@@ -11,10 +11,11 @@ import argparse
 import os
 from pathlib import Path
 
+from aistudio import layout
 from aistudio.cli import run_cli
 from aistudio.team_stack.stack import DVC_BUCKET, ENV_FILE, MLFLOW_BUCKET, TeamStack
 
-DEFAULT_DIR = Path(os.environ.get("AISTUDIO_TEAM_DIR", ".team"))
+DEFAULT_DIR = Path(os.environ.get("AISTUDIO_TEAM_DIR", layout.TEAM_DIR))
 
 
 def main() -> int:

@@ -70,14 +70,13 @@ def dvc(repo: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProc
     return done
 
 
-def point_at_stack(repo: Path, stack: TeamStack, cache: Path, env: dict[str, str]) -> None:
-    """The checkout's `team` profile and remote, moved to this stack's ports; a cache of its own."""
+def point_at_stack(repo: Path, stack: TeamStack, env: dict[str, str]) -> None:
+    """The checkout's `team` profile and remote, moved to this stack's ports."""
     mlflow_yaml = repo / "mlflow.yaml"
     config = yaml.safe_load(mlflow_yaml.read_text())
     config["profiles"]["team"]["tracking_uri"] = stack.mlflow.url
     mlflow_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
     dvc(repo, "remote", "modify", "--local", "team", "endpointurl", stack.s3.url, env=env)
-    dvc(repo, "cache", "dir", "--local", str(cache), env=env)
 
 
 def _sha256_tree(root: Path) -> dict[str, str]:
@@ -131,12 +130,11 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-def pipeline(team_stack: TeamStack, make_repo_copy, tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+def pipeline(team_stack: TeamStack, make_repo_copy) -> Pipeline:
     """A repository copy that ran prepare_data against the team profile and tracks a model in DVC."""
-    scratch = tmp_path_factory.mktemp("team-pipeline")
-    repo = make_repo_copy("team-repo")
+    repo = make_repo_copy("team-repo")  # with a DVC cache of its own
     env = stack_env(team_stack, AISTUDIO_PIPELINE_ID="team-test")
-    point_at_stack(repo, team_stack, scratch / "cache", env)
+    point_at_stack(repo, team_stack, env)
     # Without the run-cache: the stage itself must run (and log to the server), not be restored.
     dvc(repo, "repro", "--no-run-cache", "prepare_data", env=env)
     _save_tiny_model(repo / SHARED_MODEL)
@@ -167,9 +165,7 @@ def test_push_then_pull_into_a_fresh_clone_restores_identical_data_and_models(
     subprocess.run(["git", "clone", "-q", str(pipeline.repo), str(clone)], check=True)
     assert not (clone / SHARED_MODEL).exists() and not (clone / "data/processed/train_data.jsonl").exists()
     dvc(clone, "remote", "modify", "--local", "team", "endpointurl", team_stack.s3.url, env=pipeline.env)
-    dvc(clone, "cache", "dir", "--local", str(tmp_path / "clone-cache"), env=pipeline.env)
-    targets = ["prepare_data", f"{SHARED_MODEL}.dvc"]  # dvc.lock also lists stages never run here
-    pulled = run([sys.executable, "scripts/remote.py", "pull", "-r", "team", *targets], clone, pipeline.env)
+    pulled = run([sys.executable, "scripts/remote.py", "pull", "-r", "team"], clone, pipeline.env)
     assert pulled.returncode == 0, pulled.stderr
     restored = {rel: hashlib.sha256((clone / rel).read_bytes()).hexdigest() for rel in pipeline.local_files}
     assert restored == pipeline.local_files

@@ -101,7 +101,9 @@ class MlflowServer:
         )
 
     def stop(self) -> None:
-        processes.stop(self.pid_file)
+        # uvicorn drains in a second or two; the job-runner consumers may sit out SIGTERM, and the
+        # state they hold is in PostgreSQL anyway, so they get SIGKILL after a short grace.
+        processes.stop(self.pid_file, timeout_s=8)
 
     def kill(self) -> None:
         """SIGKILL the server and its workers: a crash, not a shutdown."""

@@ -20,9 +20,15 @@ export TOKENIZERS_PARALLELISM := false
 export MPLCONFIGDIR := $(CURDIR)/.hf/matplotlib
 # pip's and other tools' caches (platformdirs honours XDG_CACHE_HOME) stay inside the repo too.
 export XDG_CACHE_HOME := $(CURDIR)/.cache
+# W&B (training.report_to: [mlflow, wandb]) writes runs locally, inside the repo; `wandb sync` uploads.
+export WANDB_MODE ?= offline
+export WANDB_DIR := $(CURDIR)/.wandb
+export WANDB_CONFIG_DIR := $(CURDIR)/.wandb/config
+export WANDB_CACHE_DIR := $(CURDIR)/.wandb/cache
+export WANDB_DATA_DIR := $(CURDIR)/.wandb/data
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup pipeline test bench serve monitor clean-outputs
+.PHONY: help setup pipeline test bench serve monitor clean-outputs team-up team-down team-status
 
 SERVE_MODEL ?= aistudio-phi2
 SERVE_PORT ?= 8000
@@ -35,6 +41,8 @@ help:
 	@echo "make bench     run the side-by-side benchmarks into metrics/bench/"
 	@echo "make serve     serve the registry champion of SERVE_MODEL on 127.0.0.1:SERVE_PORT"
 	@echo "make monitor   local Prometheus with the alert rules, scraping make serve"
+	@echo "make team-up   local team stack: PostgreSQL + S3 (moto) + mlflow server; then: source .team/env"
+	@echo "make team-down stop the team stack and delete its state (.team/)"
 
 # Every install is held by constraints.txt so pip never swaps in a CUDA torch on a CPU machine.
 $(STAMP): requirements-mlops.txt requirements-dev.txt requirements-models.txt constraints.txt pyproject.toml
@@ -70,6 +78,18 @@ monitor:
 	@command -v prometheus >/dev/null || { echo "prometheus is not on PATH; run make setup (Debian package prometheus)" >&2; exit 2; }
 	prometheus --config.file=configs/monitoring/prometheus.yml --storage.tsdb.path=$(PROMETHEUS_DATA) \
 		--storage.tsdb.retention.time=7d --web.listen-address=$(PROMETHEUS_ADDR)
+
+# The team stack on 127.0.0.1 (PostgreSQL :55432, S3 :59000, MLflow :55000), state in .team/ (or
+# $AISTUDIO_TEAM_DIR). team-up is idempotent and restarts a stopped database or server;
+# team-down stops everything and deletes the state.
+team-up: setup
+	$(PY) scripts/team_stack.py up
+
+team-down:
+	$(PY) scripts/team_stack.py down
+
+team-status:
+	$(PY) scripts/team_stack.py status
 
 clean-outputs:
 	rm -rf data/processed models/* metrics/bench logs mlflow.db mlruns .dvc/tmp/rwlock

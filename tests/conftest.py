@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from aistudio import layout
+from aistudio.config import MLFLOW_PROFILE_ENV
 from aistudio.environment import OFFLINE_DEFAULTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,8 @@ _LEFT_BEHIND = frozenset(
         ".dvc-remote",
         ".optuna",
         ".prometheus",
+        ".team",
+        ".wandb",
         "mlruns",
         "mlartifacts",
         "mlflow.db",
@@ -61,6 +64,9 @@ def _left_behind(directory: str, names: list[str]) -> set[str]:
 def _offline_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
     for key, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    # Tests choose their tracking store themselves: a shell that sourced .team/env must not send
+    # test runs to the team's MLflow server.
+    os.environ.pop(MLFLOW_PROFILE_ENV, None)
     os.environ.setdefault("HF_HOME", str(tmp_path_factory.mktemp("hf_home")))
 
 

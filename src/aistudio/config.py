@@ -7,6 +7,7 @@ collected and reported together, one line each, naming the file and the key path
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -466,12 +467,40 @@ class Params(Strict):
 # --- mlflow.yaml --------------------------------------------------------------------------------
 
 
+# Picks one of mlflow.yaml's `profiles` for every script of a shell session (e.g. `team`).
+MLFLOW_PROFILE_ENV = "AISTUDIO_MLFLOW_PROFILE"
+
+
+class MlflowProfile(Strict):
+    """Where runs go in one setting (a shared server, a team stack); unset keys keep the top level's."""
+
+    tracking_uri: str | None = None
+    artifact_location: str | None = None
+    experiment: str | None = None
+
+
 class MlflowConfig(Strict):
     tracking_uri: str = "sqlite:///mlflow.db"
     artifact_location: str | None = None
     experiment: str = "aistudio"
     registry: dict[str, str] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
+    profiles: dict[str, MlflowProfile] = Field(default_factory=dict)
+    # Which profile the values above came from (None: the top level); set by `with_profile`.
+    profile: str | None = None
+
+    def with_profile(self, name: str | None, source: str = "mlflow.yaml") -> MlflowConfig:
+        """The top-level settings overlaid with profile `name` (None or "": the top level as is)."""
+        if not name:
+            return self
+        if name not in self.profiles:
+            known = ", ".join(sorted(self.profiles)) or "none"
+            raise UserError(
+                f"{source}: profile '{name}' (from {MLFLOW_PROFILE_ENV}) is not defined under profiles "
+                f"(defined: {known}); add it there or unset {MLFLOW_PROFILE_ENV}"
+            )
+        overlay = self.profiles[name].model_dump(exclude_unset=True)
+        return self.model_copy(update={**overlay, "profile": name})
 
 
 # --- loading and error formatting -----------------------------------------------------------------
@@ -549,6 +578,11 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     return validate(Params, read_yaml(path), path.name)
 
 
-def load_mlflow_config(path: Path | str = "mlflow.yaml") -> MlflowConfig:
+def load_mlflow_config(path: Path | str = "mlflow.yaml", profile: str | None = None) -> MlflowConfig:
+    """mlflow.yaml, overlaid with `profile` or else the profile named by $AISTUDIO_MLFLOW_PROFILE."""
     path = Path(path)
-    return validate(MlflowConfig, read_yaml(path), path.name)
+    data = read_yaml(path)
+    if "profile" in data:
+        raise UserError(f"{path.name}: profile is not a known key (choose one with {MLFLOW_PROFILE_ENV})")
+    cfg = validate(MlflowConfig, data, path.name)
+    return cfg.with_profile(profile or os.environ.get(MLFLOW_PROFILE_ENV), path.name)

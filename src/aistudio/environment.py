@@ -16,6 +16,20 @@ OFFLINE_DEFAULTS: dict[str, str] = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DVC_NO_ANALYTICS": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    # W&B writes runs locally; `wandb sync .wandb/wandb/offline-run-*` uploads them when wanted.
+    "WANDB_MODE": "offline",
+    # Artifacts go through the MLflow server's proxy, as the manifests promise: a client needs the
+    # tracking URI and nothing else. Left to itself, MLflow 3 hands out presigned bucket URLs to
+    # clients of an S3-backed server, which then need a network path to the bucket itself.
+    "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+    "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
+}
+# W&B's run, settings, artifact-cache and staging dirs, relative to the repository root.
+WANDB_DIRS: dict[str, str] = {
+    "WANDB_DIR": ".wandb",
+    "WANDB_CONFIG_DIR": ".wandb/config",
+    "WANDB_CACHE_DIR": ".wandb/cache",
+    "WANDB_DATA_DIR": ".wandb/data",
 }
 
 
@@ -36,3 +50,5 @@ def apply_offline_defaults(root: Path | None = None) -> None:
     os.environ.setdefault("HF_HOME", str(root / ".hf"))
     os.environ.setdefault("MPLCONFIGDIR", str(root / ".hf" / "matplotlib"))
     os.environ.setdefault("XDG_CACHE_HOME", str(root / ".cache"))
+    for key, relative in WANDB_DIRS.items():
+        os.environ.setdefault(key, str(root / relative))

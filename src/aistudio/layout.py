@@ -37,6 +37,11 @@ ALERT_RULES = MONITORING_DIR / "alert_rules.yml"
 DASHBOARD = MONITORING_DIR / "grafana_dashboard.json"
 PROMETHEUS_CONFIG = MONITORING_DIR / "prometheus.yml"
 
+# --- local services ------------------------------------------------------------------------------
+
+# The team stack of `make team-up` (PostgreSQL, S3, MLflow server): its state, logs and `env` file.
+TEAM_DIR = Path(".team")
+
 # --- data ----------------------------------------------------------------------------------------
 
 RAW_DIR = Path("data/raw")

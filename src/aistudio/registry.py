@@ -18,20 +18,18 @@ import json
 import os
 import re
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from aistudio.bundle import BUNDLE_FORMAT, MANIFEST, Manifest, sha256_file, verify_bundle
 from aistudio.errors import UserError
+from aistudio.tracking_store import check_reachable
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -43,7 +41,6 @@ TAG_MANIFEST_SHA256 = "aistudio.manifest_sha256"
 TAG_PROMOTION = "aistudio.promotion"
 # MLflow's limit on a model version tag value (mlflow/utils/validation.py).
 MAX_TAG_VALUE_CHARS = 100_000
-REACHABILITY_TIMEOUT_S = 3.0
 
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[0-9]+))/?$")
 _USER_FIXABLE = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS"}
@@ -81,32 +78,6 @@ def parse_model_uri(uri: str) -> tuple[str, int | None, str | None]:
         raise UserError(f"model URI '{uri}' must be models:/<name>@<alias> or models:/<name>/<version>")
     version = match["version"]
     return match["name"], int(version) if version else None, match["alias"]
-
-
-def check_reachable(tracking_uri: str, timeout_s: float = REACHABILITY_TIMEOUT_S) -> None:
-    """Fail fast, before anything is written, when the tracking store cannot be reached.
-
-    MLflow's own client retries a refused connection for minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES
-    with backoff); one plain GET with a short timeout answers the same question in seconds.
-    """
-    parsed = urlparse(tracking_uri)
-    if parsed.scheme in ("http", "https"):
-        try:
-            health = f"{tracking_uri.rstrip('/')}/health"
-            urllib.request.urlopen(health, timeout=timeout_s).close()  # noqa: S310 - scheme checked above
-        except urllib.error.HTTPError:
-            return  # it answered (a proxy without /health, or auth in front): the server is up
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise UserError(
-                f"MLflow tracking server at {tracking_uri} is unreachable: {reason} "
-                "(start it, or point --tracking-uri / mlflow.yaml tracking_uri at a running one)"
-            ) from None
-    elif parsed.scheme == "sqlite":
-        # sqlite:///relative.db and sqlite:////absolute.db: the path is what follows 'sqlite:///'.
-        path = Path(tracking_uri.removeprefix("sqlite:///"))
-        if path.name and not path.parent.is_dir():
-            raise UserError(f"MLflow tracking store at {tracking_uri} is unreachable: no {path.parent}")
 
 
 def _message(exc: MlflowException) -> str:

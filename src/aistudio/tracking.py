@@ -1,5 +1,6 @@
 """MLflow wiring: one run per stage (or per model within a stage) with params, metrics, artifacts
-and lineage tags, so any model can be traced back to its code, data and parameters.
+and lineage tags, so any model can be traced back to its code, data and parameters. A stage whose
+`report_to` names wandb gets a W&B run beside it that receives the same metrics (aistudio.wandb_run).
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from aistudio import wandb_run
 from aistudio.config import MlflowConfig
+from aistudio.tracking_store import check_tracking_store
 
 PIPELINE_ENV = "AISTUDIO_PIPELINE_ID"
 # MLflow metric names allow alphanumerics and _ - . space : / only (source globs contain '*').
@@ -101,9 +104,14 @@ def lineage_tags(stage: str, section: Any, inputs: Iterable[Path], root: Path) -
 
 
 def configure(cfg: MlflowConfig) -> None:
-    """Point mlflow at the configured store and experiment (created with its artifact root if new)."""
+    """Point mlflow at the configured store and experiment (created with its artifact root if new).
+
+    The store is checked first, in seconds: a server, database or bucket that is down fails the
+    stage here with one line naming the tracking URI, before any work rather than after it.
+    """
     import mlflow
 
+    check_tracking_store(cfg.tracking_uri)
     mlflow.set_tracking_uri(cfg.tracking_uri)
     if mlflow.get_experiment_by_name(cfg.experiment) is None:
         mlflow.create_experiment(cfg.experiment, artifact_location=cfg.artifact_location)
@@ -124,15 +132,21 @@ def stage_run(
     run_name: str | None = None,
     extra_tags: Mapping[str, str] | None = None,
     root: Path = Path("."),
+    report_to: Collection[str] = ("mlflow",),
 ) -> Iterator[Any]:
-    """An MLflow run carrying the stage's params section and lineage tags."""
+    """An MLflow run carrying the stage's params section and lineage tags (and a W&B twin on request)."""
     import mlflow
 
     configure(cfg)
     tags = {**cfg.tags, **lineage_tags(stage, section, inputs, root), **(extra_tags or {})}
     with mlflow.start_run(run_name=run_name or f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags) as run:
-        mlflow.log_params({k: _param_value(v) for k, v in flatten(section).items()})
-        yield run
+        params = {k: _param_value(v) for k, v in flatten(section).items()}
+        mlflow.log_params(params)
+        twin_config = {**params, **tags, "mlflow.run_id": run.info.run_id}
+        with wandb_run.wandb_run(report_to, cfg.experiment, run.info.run_name, twin_config, [stage]) as twin:
+            if twin is not None:
+                mlflow.set_tags({"aistudio.wandb_run_id": twin.id, "aistudio.wandb_dir": str(twin.dir)})
+            yield run
 
 
 def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -146,6 +160,7 @@ def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
     }
     if numeric:
         mlflow.log_metrics(numeric, step=step)
+        wandb_run.log(numeric, step)
 
 
 def log_artifact(path: Path, artifact_path: str | None = None) -> None:

@@ -84,11 +84,16 @@ def write_loss_curve(
 
 
 def _run(
-    mlflow_cfg: MlflowConfig | None, stage: str, section: Mapping[str, Any], inputs: Sequence[Path], name: str
+    mlflow_cfg: MlflowConfig | None,
+    stage: str,
+    section: Mapping[str, Any],
+    inputs: Sequence[Path],
+    name: str,
+    cfg: TrainingConfig,
 ):
     if mlflow_cfg is None or not is_main_process():
         return nullcontext()
-    return tracking.stage_run(mlflow_cfg, stage, section, inputs, run_name=name)
+    return tracking.stage_run(mlflow_cfg, stage, section, inputs, run_name=name, report_to=cfg.report_to)
 
 
 def _log_result(mlflow_cfg: MlflowConfig | None, result: TrainResult, model_dir: Path | None) -> None:
@@ -134,7 +139,7 @@ def train_base_model(
             "launch: run the search in one process (python scripts/train_base_models.py), then launch with "
             "hpo.n_trials: 0 and the best values in training"
         )
-    with _run(mlflow_cfg, "train_base_models", section, inputs, f"train_base-{model_name}"):
+    with _run(mlflow_cfg, "train_base_models", section, inputs, f"train_base-{model_name}", cfg):
         if params.hpo.n_trials:
             cfg = tune_hyperparameters(
                 params.hpo,
@@ -223,7 +228,7 @@ def finetune_domain_model(
     inputs = [layout.base_dir(model_name) / "model.safetensors", split_path(processed_dir, "train")]
     fingerprint = tracking.params_hash({**section, "seed": params.seed, "data": tracking.inputs_md5(inputs)})
     key = f"finetune.domains.{domain}"
-    with _run(mlflow_cfg, "finetune_domain_models", section, inputs, f"finetune-{model_name}-{domain}"):
+    with _run(mlflow_cfg, "finetune_domain_models", section, inputs, f"finetune-{model_name}-{domain}", cfg):
         job = TrainJob(
             f"{model_name}/{domain}",
             model,
@@ -296,7 +301,7 @@ def train_lora_adapters(
         fingerprint = tracking.params_hash(
             {**section, "seed": params.seed, "data": tracking.inputs_md5(inputs)}
         )
-        with _run(mlflow_cfg, "train_lora_adapters", section, inputs, f"lora-{model_name}-{domain}"):
+        with _run(mlflow_cfg, "train_lora_adapters", section, inputs, f"lora-{model_name}-{domain}", cfg):
             job = TrainJob(
                 f"{model_name}/lora-{domain}",
                 peft_model,

@@ -28,6 +28,7 @@ from transformers import (
     TrainingArguments,
 )
 
+from aistudio import tracking
 from aistudio.config import TrainingConfig
 from aistudio.errors import UserError
 from aistudio.modeling.family import Encoded, ModelFamily
@@ -174,8 +175,8 @@ class _MetricsCallback(TrainerCallback):
         if self.log_to_mlflow:
             import mlflow
 
-            if mlflow.active_run() is not None:
-                mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=state.global_step)
+            if mlflow.active_run() is not None:  # and the stage's W&B run, when report_to names it
+                tracking.log_metrics({k: v for k, v in row.items() if k != "step"}, step=state.global_step)
 
 
 # A loss curve gets about this many points (every step on short runs), and a long run still logs
@@ -217,7 +218,8 @@ def training_arguments(cfg: TrainingConfig, output_dir: Path, seed: int, key: st
         data_seed=seed,
         remove_unused_columns=False,
         dataloader_num_workers=0,
-        report_to=[r for r in cfg.report_to if r != "mlflow"],
+        # MLflow and W&B get our metric rows from the stage's runs (aistudio.tracking), not from HF.
+        report_to=[r for r in cfg.report_to if r not in ("mlflow", "wandb")],
         disable_tqdm=False,
         save_only_model=False,
     )

@@ -31,12 +31,20 @@ from aistudio.modeling.prompts import Example, render_prompt
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
 from aistudio.monitoring_config import MonitoringConfig
 from aistudio.serving.app import create_app
+from aistudio.serving.auth import ROLES, ApiKey
 from aistudio.serving.drift import profile_from_prompts, save_profile
 from aistudio.serving.settings import ServingSettings
 from aistudio.training.adapters import attach_lora, save_adapter
 
 API_KEY = "test-key-0123456789abcdef"
 OTHER_KEY = "test-key-fedcba9876543210"
+ADMIN_KEY = "test-admin-key-00112233445566"
+# The two ordinary keys get what raw keys get (every role but admin); the admin key all four.
+TEST_KEYS = [
+    ApiKey.from_secret(API_KEY),
+    ApiKey.from_secret(OTHER_KEY),
+    ApiKey.from_secret(ADMIN_KEY, "ops-admin", ROLES),
+]
 FAMILIES = ("causal", "seq2seq")
 MODEL_NAMES = {"causal": "tiny-phi", "seq2seq": "tiny-t5"}
 VERBS = ("sort", "count", "print", "parse", "merge")
@@ -72,7 +80,7 @@ MONITORING = MonitoringConfig.model_validate(
 )
 # Generous limits so only the tests that mean to hit them do.
 TEST_SETTINGS: dict[str, Any] = {
-    "batching": {"max_batch_size": 8, "max_wait_ms": 5},
+    "scheduler": {"max_rows": 8, "max_step_tokens": 256, "prefill_chunk": 64, "max_kv_tokens": 4096},
     "queue": {"max_depth": 256, "timeout_s": 60},
     "generation": {"max_new_tokens": 64, "max_prompt_tokens": 256, "request_timeout_s": 60},
     "limits": {"rate_limit": {"requests_per_second": 0}},
@@ -146,6 +154,7 @@ class RunningServer:
     bundle: TinyBundle
     api_key: str = API_KEY
     other_key: str = OTHER_KEY
+    admin_key: str = ADMIN_KEY
 
     @property
     def state(self) -> Any:
@@ -172,7 +181,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def run_server(
     bundle: TinyBundle,
     settings: dict[str, Any] | None = None,
-    api_keys: list[str] | None = None,
+    api_keys: list[ApiKey] | None = None,
     monitoring: MonitoringConfig = MONITORING,
     with_profile: bool = True,
 ) -> Iterator[RunningServer]:
@@ -187,7 +196,7 @@ def run_server(
         monitoring,
         profile,
         model_version="7",
-        api_keys=[API_KEY, OTHER_KEY] if api_keys is None else api_keys,
+        api_keys=TEST_KEYS if api_keys is None else api_keys,
     )
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and
     # without it every response waits ~40 ms for a delayed ACK.
@@ -226,6 +235,7 @@ class ServingKit:
 
     api_key: str = API_KEY
     other_key: str = OTHER_KEY
+    admin_key: str = ADMIN_KEY
     normal_prompts: tuple[str, ...] = tuple(NORMAL_PROMPTS)
     run_server: Callable[..., Any] = run_server
 

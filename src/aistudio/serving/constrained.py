@@ -25,6 +25,9 @@ import torch
 
 # The grammar for "json_object": any JSON object.
 ANY_OBJECT: Mapping[str, Any] = {"type": "object"}
+# JSON as json.dumps writes it, with no free whitespace: a small model let loose between tokens
+# tends to emit blank space until max_tokens. A schema's own "x-guidance" options still win.
+JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
 class GrammarError(ValueError):
@@ -64,7 +67,7 @@ class JsonGrammars:
         except SchemaError as exc:
             raise GrammarError(f"invalid JSON schema: {exc.message}") from None
         try:
-            grammar = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema))
+            grammar = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema), defaults=JSON_LAYOUT)
         except ValueError as exc:
             raise GrammarError(f"invalid JSON schema: {exc}") from None
         problem = llguidance.LLMatcher.validate_grammar(grammar, self._ll_tokenizer())

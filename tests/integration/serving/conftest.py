@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +34,20 @@ from aistudio.serving.app import create_app
 from aistudio.serving.auth import ROLES, ApiKey
 from aistudio.serving.drift import profile_from_prompts, save_profile
 from aistudio.serving.settings import ServingSettings
+from aistudio.serving.state import log_audit
 from aistudio.training.adapters import attach_lora, save_adapter
 
 API_KEY = "test-key-0123456789abcdef"
 OTHER_KEY = "test-key-fedcba9876543210"
 ADMIN_KEY = "test-admin-key-00112233445566"
+# One key per single role, for the role checks of every route.
+ROLE_KEYS = {role: f"test-{role}-only-key-0123456789" for role in ROLES}
 # The two ordinary keys get what raw keys get (every role but admin); the admin key all four.
 TEST_KEYS = [
     ApiKey.from_secret(API_KEY),
     ApiKey.from_secret(OTHER_KEY),
     ApiKey.from_secret(ADMIN_KEY, "ops-admin", ROLES),
+    *(ApiKey.from_secret(key, f"{role}-only", [role]) for role, key in ROLE_KEYS.items()),
 ]
 FAMILIES = ("causal", "seq2seq")
 MODEL_NAMES = {"causal": "tiny-phi", "seq2seq": "tiny-t5"}
@@ -184,6 +188,8 @@ def run_server(
     api_keys: list[ApiKey] | None = None,
     monitoring: MonitoringConfig = MONITORING,
     with_profile: bool = True,
+    audit: Callable[[Any], None] | None = None,
+    tracking_uri: str | None = None,
 ) -> Iterator[RunningServer]:
     """uvicorn in a background thread on 127.0.0.1:<free port>, ready (warm-up done) on entry."""
     from aistudio.serving.drift import load_profile
@@ -197,6 +203,8 @@ def run_server(
         profile,
         model_version="7",
         api_keys=TEST_KEYS if api_keys is None else api_keys,
+        audit=audit or log_audit,
+        tracking_uri=tracking_uri,
     )
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and
     # without it every response waits ~40 ms for a delayed ACK.
@@ -213,7 +221,11 @@ def run_server(
     deadline = time.monotonic() + 60
     while True:
         try:
-            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+            # The admin key has every role: probes may be protected (auth.protect_health).
+            ready = httpx.get(
+                f"{base_url}/readyz", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=2
+            )
+            if ready.status_code == 200:
                 break
         except httpx.TransportError:
             pass
@@ -236,6 +248,7 @@ class ServingKit:
     api_key: str = API_KEY
     other_key: str = OTHER_KEY
     admin_key: str = ADMIN_KEY
+    role_keys: Any = field(default_factory=lambda: dict(ROLE_KEYS))
     normal_prompts: tuple[str, ...] = tuple(NORMAL_PROMPTS)
     run_server: Callable[..., Any] = run_server
 

@@ -77,6 +77,7 @@ PROMPTS = (
 )
 # Our scheduler's settings for the bench (AISTUDIO_* overrides of configs/serving.yaml).
 OURS_ENV = {
+    "AISTUDIO_SCHEDULER__MAX_ROWS": "32",
     "AISTUDIO_LIMITS__RATE_LIMIT__REQUESTS_PER_SECOND": "0",
     "AISTUDIO_QUEUE__MAX_DEPTH": "1024",
     "AISTUDIO_QUEUE__TIMEOUT_S": "1800",
@@ -229,6 +230,24 @@ def summarise(rounds: Sequence[Round], count_tokens: Any) -> dict[str, Any]:
     }
 
 
+def step_seconds(server: Server) -> dict[str, tuple[float, float]]:
+    """(sum, count) of our scheduler's step durations per phase, from its /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals = {"prefill": [0.0, 0.0], "decode": [0.0, 0.0]}
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        if family.name != "aistudio_scheduler_step_duration_seconds":
+            continue
+        for sample in family.samples:
+            phase = sample.labels.get("phase")
+            if phase in totals and sample.name.endswith("_sum"):
+                totals[phase][0] = sample.value
+            elif phase in totals and sample.name.endswith("_count"):
+                totals[phase][1] = sample.value
+    return {k: (v[0], v[1]) for k, v in totals.items()}
+
+
 def paired_ratio(a: Sequence[Round], b: Sequence[Round], count_tokens: Any) -> float:
     """Median over rounds of a's output tokens/s over b's in the same round."""
 
@@ -311,6 +330,8 @@ def run_bench(
             configs["ours_mixed_4_adapters"] = (ours, [f"{MODEL}:{a}" for a in ADAPTERS])
         configs.update({name: (s, s.models) for name, s in servers.items() if name != "ours"})
         results: dict[str, dict[int, list[Round]]] = {name: {c: [] for c in concurrency} for name in configs}
+        # Our step times in the base-model rounds: [prefill s, prefill steps, decode s, decode steps]
+        steps: dict[int, list[float]] = {c: [0.0, 0.0, 0.0, 0.0] for c in concurrency}
         try:
             for server in servers.values():
                 server.start(root)
@@ -359,6 +380,17 @@ def run_bench(
             summary[f"mixed_vs_base_tokens_per_s_c{c}"] = paired_ratio(
                 results["ours_mixed_4_adapters"][c], results["ours_base"][c], count_tokens
             )
+    if "ours_base" in results:
+        for c in concurrency:
+            prefill_s, prefills, decode_s, decodes = steps[c]
+            if decodes and prefills:
+                prefill, decode = prefill_s / prefills, decode_s / decodes
+                p95 = report["configs"]["ours_base"][str(c)]["ttft_s"]["p95"]
+                summary[f"ours_step_s_c{c}"] = {
+                    "prefill_mean": round(prefill, 4),
+                    "decode_mean": round(decode, 4),
+                }
+                summary[f"ours_ttft_p95_over_budget_c{c}"] = round(p95 / (2 * decode + prefill), 3)
     if "ours_base" in results and "transformers_cb" in results:
         same = [
             a.text == b.text
@@ -372,6 +404,8 @@ def run_bench(
     summary["goals"] = {
         "ours_vs_transformers_cb_tokens_per_s_c8_and_c32": ">= 1.2",
         "mixed_vs_base_tokens_per_s": ">= 0.85",
+        # p95 time to first token at c=8 within two decode steps plus a prefill step.
+        "ours_ttft_p95_over_budget_c8": "<= 1.0",
     }
     summary["errors"] = sum(v["errors"] for per_c in report["configs"].values() for v in per_c.values())
     report["summary"] = summary

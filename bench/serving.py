@@ -76,8 +76,11 @@ PROMPTS = (
     "What are the three states of matter?",
 )
 # Our scheduler's settings for the bench (AISTUDIO_* overrides of configs/serving.yaml).
+KV_TOKENS = 32768
 OURS_ENV = {
     "AISTUDIO_SCHEDULER__MAX_ROWS": "32",
+    "AISTUDIO_SCHEDULER__MAX_KV_TOKENS": str(KV_TOKENS),
+    "AISTUDIO_SCHEDULER__MAX_STEP_TOKENS": "512",
     "AISTUDIO_LIMITS__RATE_LIMIT__REQUESTS_PER_SECOND": "0",
     "AISTUDIO_QUEUE__MAX_DEPTH": "1024",
     "AISTUDIO_QUEUE__TIMEOUT_S": "1800",
@@ -282,10 +285,14 @@ def build_servers(
         "--port",
         "{port}",
     ]
+    # The peer's paged KV pool and per-step token budget sized like ours (scheduler.max_kv_tokens
+    # and max_step_tokens): by default it takes 60-90 % of the free memory, which on a shared
+    # 24 GB machine made the whole machine swap.
+    paged = ["--cb-block-size", "32", "--cb-num-blocks", str(KV_TOKENS // 32), "--cb-max-batch-tokens", "512"]
     return {
         "ours": Server("ours", serve, ours, "/readyz", [MODEL]),
         "transformers_cb": Server(
-            "transformers_cb", [*peer, "--continuous-batching"], common, "/health", [base_dir]
+            "transformers_cb", [*peer, "--continuous-batching", *paged], common, "/health", [base_dir]
         ),
         "transformers": Server(
             "transformers", [*peer, "--no-continuous-batching"], common, "/health", [base_dir]

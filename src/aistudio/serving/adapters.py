@@ -5,7 +5,10 @@ then the PeftModel around it. Each forward asks `route(names)` how to run its ro
 
 - every row on the base model → the adapter layers are switched off (no LoRA math at all);
 - every row on one adapter → that adapter is made active (PEFT's fast single-adapter path);
-- a mix → PEFT's per-row `adapter_names`, so one forward serves every adapter in the step.
+- a mix → one forward serves every adapter in the step: the stacked LoRA term of `LoraStack`
+  (three ops per module, measured 0.84-0.88x of a base-only step on SmolLM2 with four adapters,
+  where PEFT's per-row `adapter_names` gave 0.61-0.68x), or PEFT's `adapter_names` for adapters
+  the stack cannot hold (DoRA and other variants, LoRA on embeddings).
 
 The switch is only made when the mode changes, and only the scheduler's worker thread calls
 `route`, `load` and `unload` (between steps), so no lock is held around the model. Pins (a queued
@@ -32,6 +35,7 @@ from typing import Any
 
 from torch import nn
 
+from aistudio.serving.lora_stack import LoraStack
 from aistudio.training.adapters import ADAPTER_FILES, BASE_ALIASES, PEFT_BASE_ROW
 
 log = logging.getLogger(__name__)
@@ -133,6 +137,8 @@ class AdapterPool:
         self._audit = audit
         self.evictions = 0
         self.loads = 0
+        self.stack = LoraStack()
+        self._stacked = self.stack.rebuild(self.peft, self.names)
         self.on_change: Callable[[str, str], None] | None = None  # (action, name), for metrics
 
     # --- what is resident ------------------------------------------------------------------------
@@ -195,6 +201,11 @@ class AdapterPool:
         elif len(distinct) == 1:
             self._switch(("single", rows[0]))
             yield self.peft, {}
+        elif self._stacked:
+            # PEFT's layers off, the stack's hooks add each row's own LoRA term.
+            self._switch(("stacked", None))
+            with self.stack.route(rows):
+                yield self.peft, {}
         else:
             self._switch(("mixed", None))
             yield self.peft, {"adapter_names": [n or PEFT_BASE_ROW for n in rows]}
@@ -203,7 +214,7 @@ class AdapterPool:
         if mode == self._mode:
             return
         kind, name = mode
-        if kind == "base":
+        if kind in ("base", "stacked"):
             self.peft.base_model.disable_adapter_layers()
         else:
             self.peft.base_model.enable_adapter_layers()
@@ -213,6 +224,10 @@ class AdapterPool:
         self._mode = mode
 
     # --- loading and unloading (worker thread, between steps) ----------------------------------------
+
+    def restack(self) -> None:
+        """Stack the resident adapters again (after their weights changed dtype or device)."""
+        self._stacked = self.stack.rebuild(self.peft, self.names)
 
     def check(self, directory: Path) -> None:
         problems = check_compatible(directory, self._base_shapes, self.task_type)
@@ -255,6 +270,7 @@ class AdapterPool:
         self._mode = None  # a new adapter's layers start in whatever state PEFT gives them
         with self._lock:
             self._resident[name] = ResidentAdapter(name, source, sha256, now)
+        self._stacked = self.stack.rebuild(self.peft, self.names)
         self.loads += 1
         for victim in evicted:
             self._record("evict", victim, caller, reason=f"LRU, to make room for '{name}'")
@@ -280,6 +296,7 @@ class AdapterPool:
                 self.base = self.peft.unload()
                 self.peft = None
         self._mode = None
+        self._stacked = self.stack.rebuild(self.peft, self.names)
         log.info("adapter %s (from %s) removed", name, resident.source)
 
     def _record(self, action: str, name: str, caller: str, **facts: Any) -> None:

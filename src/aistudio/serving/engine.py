@@ -171,6 +171,7 @@ class GenerationEngine:
         )
         if self.dtype != torch.float32 and self.adapters.peft is not None:
             self.adapters.peft.to(self.dtype)
+            self.adapters.restack()
         return evicted
 
     def describe_adapters(self) -> Mapping[str, ResidentAdapter]:

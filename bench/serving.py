@@ -349,9 +349,15 @@ def run_bench(
                 for c in concurrency:
                     for name, (server, models) in configs.items():
                         server.models = models
+                        before = step_seconds(server) if name == "ours_base" else None
                         results[name][c].append(
                             asyncio.run(run_round(server, prompts, requests[c], c, max_tokens))
                         )
+                        if before is not None:
+                            after = step_seconds(server)
+                            for i, phase in enumerate(("prefill", "decode")):
+                                steps[c][2 * i] += after[phase][0] - before[phase][0]
+                                steps[c][2 * i + 1] += after[phase][1] - before[phase][1]
                         print(f"{name} c={c}: {len(results[name][c])} round(s)", flush=True)
         finally:
             for server in servers.values():

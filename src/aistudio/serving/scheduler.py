@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -81,15 +81,6 @@ class SchedulerLimits:
     prefill_chunk: int  # at most this many tokens of one prompt per step
     max_depth: int  # waiting jobs before the queue refuses
     queue_timeout_s: float
-
-
-class Runner(Protocol):
-    cache: Any
-
-    def prefill(self, chunks: Sequence[PrefillChunk]) -> torch.Tensor | None: ...
-    def decode(
-        self, tokens: Sequence[int], lengths: Sequence[int], adapters: Sequence[str | None]
-    ) -> torch.Tensor: ...
 
 
 class Scheduler:

@@ -65,7 +65,13 @@ def sources(tiny_bundles: dict[str, Any], tmp_path_factory: pytest.TempPathFacto
     )
     assert one.adapters == ["code"]
     version = registry.register_bundle("tiny-phi-code", store / "code-bundle", run_id)
-    return {"root": root, "outside": outside, "tracking_uri": registry.tracking_uri, "version": version}
+    return {
+        "root": root,
+        "outside": outside,
+        "tracking_uri": registry.tracking_uri,
+        "version": version,
+        "run_id": run_id,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +132,18 @@ def test_load_use_and_unload_an_adapter_from_the_mlflow_registry(
     assert actions == [("load", "code-v2", "ops-admin"), ("unload", "code-v2", "ops-admin")]
     scrape = httpx.get(adapter_server.base_url + "/metrics").text
     assert 'aistudio_adapter_events_total{action="load"}' in scrape
+
+
+def test_an_mlflow_artifact_uri_loads_the_bundle_it_points_at(
+    adapter_server: RunningServer, sources: Any
+) -> None:
+    uri = f"runs:/{sources['run_id']}/bundle"
+    with _admin(adapter_server) as admin:
+        loaded = admin.post("/v1/load_lora_adapter", json={"lora_name": "code-run", "lora_path": uri})
+        assert loaded.status_code == 200, loaded.text
+        answer = _complete(adapter_server, f"{MODEL}:code-run").json()["choices"][0]["text"]
+        assert answer == _complete(adapter_server, f"{MODEL}:code").json()["choices"][0]["text"]
+        assert admin.post("/v1/unload_lora_adapter", json={"lora_name": "code-run"}).status_code == 200
 
 
 def test_a_local_package_under_an_allowed_root_loads_and_the_lru_idle_adapter_makes_room(

@@ -6,7 +6,8 @@
 
 Settings: --config (default $AISTUDIO_SERVING_CONFIG, else configs/serving.yaml), overridden by
 AISTUDIO_* variables. Exit 2 with one line per problem when the bundle fails its sha256 check,
-a config is invalid, or a non-loopback bind has no API keys (AISTUDIO_API_KEYS / _FILE).
+a config or key file is invalid, or a non-loopback bind has no API keys (AISTUDIO_API_KEY_FILE
+with id:roles:sha256 lines, or AISTUDIO_API_KEYS).
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ def _download(args: argparse.Namespace, scratch: Path) -> tuple[Path, str, str]:
     return registry.download(f"models:/{name}/{version}", scratch / "bundle"), str(version), name
 
 
+def _tracking_uri(args: argparse.Namespace) -> str | None:
+    """MLflow for runtime adapters from models:/ or artifact URIs: the flag, else mlflow.yaml's."""
+    if args.tracking_uri:
+        return args.tracking_uri
+    return load_mlflow_config(args.mlflow_config).tracking_uri if args.mlflow_config.is_file() else None
+
+
 def main() -> int:
     args = _parser().parse_args()
     settings = load_settings(args.config)
@@ -96,7 +104,9 @@ def main() -> int:
         monitoring = resolve_monitoring(settings)
         bundle = load_bundle(bundle_dir, verify=False)  # verified just above
         profile = resolve_reference_profile(settings, bundle_dir)
-        app = create_app(settings, bundle, monitoring, profile, version, keys)
+        app = create_app(
+            settings, bundle, monitoring, profile, version, keys, tracking_uri=_tracking_uri(args)
+        )
         import uvicorn
 
         # In-flight generations may take request_timeout_s; SIGTERM waits that long for them.

@@ -23,8 +23,15 @@ METRIC_KINDS: Mapping[str, MetricKind] = MappingProxyType(
         "aistudio_queue_duration_seconds": "histogram",
         "aistudio_prompt_tokens_total": "counter",  # labels: model, adapter
         "aistudio_generation_tokens_total": "counter",  # labels: model, adapter
-        "aistudio_batch_size": "histogram",
         "aistudio_queue_depth": "gauge",
+        "aistudio_scheduler_active_rows": "gauge",  # rows prefilling or decoding now
+        "aistudio_scheduler_step_tokens": "histogram",  # labels: phase (prefill|decode)
+        "aistudio_scheduler_step_duration_seconds": "histogram",  # labels: phase (prefill|decode)
+        "aistudio_kv_cache_tokens": "gauge",  # KV tokens held by active rows
+        "aistudio_kv_cache_reserved_tokens": "gauge",  # prompt + max_tokens of every admitted row
+        "aistudio_kv_cache_budget_tokens": "gauge",  # scheduler.max_kv_tokens
+        "aistudio_adapter_events_total": "counter",  # labels: action (load|unload|evict)
+        "aistudio_adapters_resident": "gauge",
         "aistudio_model_info": "info",  # labels: model, version, variant; value 1
         "aistudio_drift_score": "gauge",  # labels: feature
         "aistudio_drift_detected": "gauge",  # 0 or 1

@@ -2,14 +2,16 @@
 
 What the factory wires together, each piece from its own module:
 
-    settings ─ auth (ApiKeyAuth) ─ rate limit (TokenBucketLimiter)
-    bundle ─ GenerationEngine ─ DynamicBatcher (one worker thread)
+    settings ─ auth (ApiKeyAuth, roles) ─ rate limit (TokenBucketLimiter)
+    bundle ─ GenerationEngine (AdapterPool, ModelRunner, Scheduler with one worker thread)
+    GenerationService (accept / complete / stream, shared by completions and chat)
     ServerMetrics, DriftMonitor, ABRouter + FeedbackStore (monitoring config)
-    middleware: BodySizeLimit, RequestObserver (metrics + one JSON log line per request)
+    routers: probes, generation, adapters, monitoring (none imports this module)
+    middleware: BodySizeLimit, RequestObserver (metrics + one JSON log line per request, X-Request-ID)
 
-Lifespan: the batcher starts, one warm-up batch (base + every adapter, mixed) runs, and only then
+Lifespan: the scheduler starts, one warm-up step runs (base + every adapter, mixed), and only then
 does /readyz answer 200. On shutdown (SIGTERM) uvicorn stops accepting, in-flight requests
-finish, and the batcher drains what is queued before the worker thread goes.
+finish, and the scheduler drains what is queued before its thread stops.
 """
 
 from __future__ import annotations
@@ -17,120 +19,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from aistudio.bundle import REFERENCE_PROFILE, LoadedBundle
-from aistudio.config import DOMAINS, validate
+from aistudio.config import validate
 from aistudio.errors import UserError
 from aistudio.layout import MONITORING_CONFIG_FILE
 from aistudio.monitoring_config import MonitoringConfig, load_monitoring_config
 from aistudio.serving.ab import ABRouter, FeedbackStore
-from aistudio.serving.auth import ApiKeyAuth
-from aistudio.serving.batcher import DynamicBatcher
-from aistudio.serving.drift import DriftMonitor, byte_fallback_ids, input_features, load_profile
-from aistudio.serving.engine import GenerationEngine, GenerationJob
+from aistudio.serving.adapters import AuditHook
+from aistudio.serving.auth import ApiKey, ApiKeyAuth
+from aistudio.serving.drift import DriftMonitor, byte_fallback_ids, load_profile
+from aistudio.serving.engine import GenerationEngine
 from aistudio.serving.errors import install_error_handlers
+from aistudio.serving.generation import GenerationService
 from aistudio.serving.metrics import BASE_ADAPTER, ServerMetrics
 from aistudio.serving.middleware import BodySizeLimit, RequestObserver
 from aistudio.serving.ratelimit import TokenBucketLimiter
-from aistudio.serving.request_log import REQUEST_LOGGER, log_request
-from aistudio.serving.routes import router
-from aistudio.serving.sampling import SamplingParams
+from aistudio.serving.routers import adapters as adapters_api
+from aistudio.serving.routers import generation as generation_api
+from aistudio.serving.routers import monitoring as monitoring_api
+from aistudio.serving.routers import probes as probes_api
+from aistudio.serving.scheduler import SchedulerLimits
 from aistudio.serving.settings import ServingSettings
+from aistudio.serving.state import ServerState, log_audit
 
 log = logging.getLogger(__name__)
-request_log = logging.getLogger(REQUEST_LOGGER)
-
-WARMUP_PROMPT = "Hello"
-
-
-@dataclass
-class ServerState:
-    """Everything a route needs, built once per app (nothing module-global: tests run many apps)."""
-
-    settings: ServingSettings
-    engine: GenerationEngine
-    batcher: DynamicBatcher
-    auth: ApiKeyAuth
-    limiter: TokenBucketLimiter
-    metrics: ServerMetrics | None
-    drift: DriftMonitor | None
-    ab: ABRouter
-    feedback: FeedbackStore
-    model_version: str
-    ready: bool = False
-    _fallback_ids: frozenset[int] = field(default_factory=frozenset)
-
-    # --- per-request observations ------------------------------------------------------------------
-
-    def observe_prompt(self, prompt: str, token_ids: list[int], adapter: str | None) -> None:
-        if self.drift is None:
-            return
-        # A domain adapter (code, creative, ...) says what kind of prompt this is; the base model does not.
-        domain = adapter if adapter in DOMAINS else None
-        features = input_features(
-            prompt, token_ids, self.engine.tokenizer.unk_token_id, self._fallback_ids, domain
-        )
-        if self.drift.observe(features) and self.metrics is not None:
-            self.metrics.set_drift(self.drift.scores(), self.drift.detected)
-
-    def on_request_finished(self, state: dict[str, Any], status: int, seconds: float) -> None:
-        """Called by RequestObserver after the last byte of /v1/completions or /v1/chat/completions."""
-        reason = state.get("error_reason")
-        adapter = state.get("adapter") or BASE_ADAPTER
-        model = state.get("model_label")
-        outcome: int | str = reason or status
-        if self.metrics is not None:
-            self.metrics.observe_request(self.engine.base_id if model else None, adapter, outcome, seconds)
-        log_request(
-            request_log,
-            request_id=state.get("request_id", "-"),
-            model=model or "-",
-            adapter=adapter,
-            status=outcome,
-            latency_s=seconds,
-            prompt_tokens=state.get("prompt_tokens", 0),
-            completion_tokens=state.get("completion_tokens", 0),
-            prompt=state.get("prompt"),
-            log_prompts=self.settings.logging.log_prompts,
-            caller=state.get("caller"),
-            experiment=state.get("experiment"),
-            variant=state.get("variant"),
-            http_status=status,
-        )
-
-    async def warm_up(self) -> None:
-        """One tiny mixed batch through the whole path (base + every adapter), then ready."""
-        try:
-            if self.settings.generation.warmup:
-                ids = self.engine.prompt_ids(WARMUP_PROMPT)
-                jobs = [
-                    GenerationJob(
-                        WARMUP_PROMPT,
-                        len(ids),
-                        adapter,
-                        max_tokens=2,
-                        sampling=SamplingParams(temperature=0.0),
-                    )
-                    for adapter in (None, *self.engine.adapters)
-                ]
-                for job in jobs:
-                    while self.batcher.full:  # a queue shorter than the adapter list
-                        await asyncio.sleep(0.01)
-                    self.batcher.submit(job)
-                await asyncio.wait_for(
-                    asyncio.gather(*(j.future for j in jobs)), self.settings.generation.request_timeout_s
-                )
-            self.ready = True
-            log.info("ready: serving %s", ", ".join(self.engine.model_ids))
-        except Exception:
-            log.exception("warm-up failed; /readyz stays 503")
 
 
 def resolve_monitoring(settings: ServingSettings) -> MonitoringConfig:
@@ -169,41 +89,70 @@ def resolve_reference_profile(settings: ServingSettings, bundle_dir: Path | None
     return None
 
 
+def scheduler_limits(settings: ServingSettings) -> SchedulerLimits:
+    s, q = settings.scheduler, settings.queue
+    return SchedulerLimits(
+        s.max_rows, s.max_step_tokens, s.max_kv_tokens, s.prefill_chunk, q.max_depth, q.timeout_s
+    )
+
+
+def _truthful_openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents a 422 HTTPValidationError on every route with a body; this server answers
+    bad input with 400 in OpenAI's error shape instead, so those entries are dropped."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                unprocessable = operation.get("responses", {}).get("422", {})
+                if "HTTPValidationError" in str(unprocessable):
+                    del operation["responses"]["422"]
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def create_app(
     settings: ServingSettings,
     bundle: LoadedBundle,
     monitoring: MonitoringConfig | None = None,
     reference_profile: Mapping[str, Any] | None = None,
     model_version: str = "local",
-    api_keys: list[str] | None = None,
+    api_keys: Sequence[ApiKey] | None = None,
+    audit: AuditHook = log_audit,
+    tracking_uri: str | None = None,
 ) -> FastAPI:
-    """The server for `bundle`. `api_keys` defaults to the keys the settings point at."""
+    """The server for `bundle`. `api_keys` defaults to the keys the settings point at; `audit`
+    receives every runtime adapter change; `tracking_uri` is MLflow's for adapter sources."""
     monitoring = monitoring or MonitoringConfig()
-    engine = GenerationEngine(bundle, settings.served_model_name, settings.generation.max_prompt_tokens)
-    metrics = (
-        ServerMetrics(models=[engine.base_id], adapters=engine.adapters)
-        if settings.monitoring.metrics
-        else None
+    metrics = ServerMetrics(models=[], adapters=bundle.adapter_names) if settings.monitoring.metrics else None
+    limits = scheduler_limits(settings)
+    if len(bundle.adapter_names) > settings.adapters.max_loras:
+        raise UserError(
+            f"the bundle carries {len(bundle.adapter_names)} adapters but adapters.max_loras is "
+            f"{settings.adapters.max_loras}; raise max_loras"
+        )
+    engine = GenerationEngine(
+        bundle,
+        limits,
+        settings.served_model_name,
+        settings.adapters.max_loras,
+        settings.engine.dtype,
+        observer=metrics,
+        audit=audit,
     )
     ab = ABRouter(monitoring.ab.experiments)
-    problems = ab.unknown_models([BASE_ADAPTER, *engine.model_ids, *engine.adapters])
+    problems = ab.unknown_models([BASE_ADAPTER, *engine.model_ids, *engine.adapter_names])
     if problems:
         raise UserError(problems)
     drift = None
     if reference_profile is not None and settings.monitoring.drift and metrics is not None:
         drift = DriftMonitor(reference_profile, monitoring.drift)
-    batching, queue = settings.batching, settings.queue
     state = ServerState(
         settings=settings,
         engine=engine,
-        batcher=DynamicBatcher(
-            engine.run_batch,
-            batching.max_batch_size,
-            batching.max_wait_ms / 1000.0,
-            queue.max_depth,
-            queue.timeout_s,
-            metrics,
-        ),
         auth=ApiKeyAuth(settings.all_api_keys() if api_keys is None else api_keys),
         limiter=TokenBucketLimiter(
             settings.limits.rate_limit.requests_per_second, settings.limits.rate_limit.burst
@@ -213,16 +162,22 @@ def create_app(
         ab=ab,
         feedback=FeedbackStore(monitoring.ab.experiments),
         model_version=model_version,
-        _fallback_ids=frozenset(byte_fallback_ids(bundle.tokenizer.get_vocab()))
+        audit=audit,
+        tracking_uri=settings.adapters.tracking_uri or tracking_uri,
+        fallback_ids=frozenset(byte_fallback_ids(bundle.tokenizer.get_vocab()))
         if drift is not None
         else frozenset(),
     )
+    state.generation = GenerationService(state)
+    engine.adapters.on_change = state.on_adapter_change
     if metrics is not None:
         metrics.set_model_info(engine.base_id, model_version, bundle.manifest.variant)
+        metrics.set_kv_budget(limits.max_kv_tokens)
+        metrics.adapters_resident.set(len(engine.adapter_names))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await state.batcher.start()
+        engine.scheduler.start()
         warm = asyncio.create_task(state.warm_up())
         try:
             yield
@@ -231,7 +186,7 @@ def create_app(
             warm.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await warm
-            await state.batcher.close(timeout_s=settings.generation.request_timeout_s)
+            await asyncio.to_thread(engine.scheduler.close, settings.generation.request_timeout_s)
 
     app = FastAPI(
         title="aistudio model server",
@@ -242,7 +197,9 @@ def create_app(
     )
     app.state.server = state
     install_error_handlers(app)
-    app.include_router(router)
+    for api in (probes_api, generation_api, adapters_api, monitoring_api):
+        app.include_router(api.router)
+    app.openapi = lambda: _truthful_openapi(app)  # type: ignore[method-assign]
     # Added last = outermost: the observer also sees the 413s the size limit answers.
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
     app.add_middleware(RequestObserver, on_finish=state.on_request_finished)

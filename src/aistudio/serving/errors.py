@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 INVALID_REQUEST = "invalid_request_error"
 AUTHENTICATION = "authentication_error"
+PERMISSION = "permission_error"
+CONFLICT = "conflict_error"
 NOT_FOUND = "not_found_error"
 RATE_LIMIT = "rate_limit_error"
 OVERLOADED = "overloaded_error"
@@ -59,6 +61,40 @@ class APIError(Exception):
 
 def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     return ErrorResponse(error=ErrorDetail(message=message, type=type, param=param, code=code)).model_dump()
+
+
+# What each status means on this server, for the OpenAPI document (every response it really sends).
+_STATUS_DESCRIPTIONS = {
+    400: "Invalid request: a field is missing, has the wrong type or is outside the server's limits",
+    401: "No API key, or an unknown one",
+    403: "The API key lacks the role the route requires",
+    404: "Unknown model, adapter or request id",
+    409: "Conflicts with the server's state (an adapter name in use, every adapter slot busy)",
+    413: "The request body is larger than limits.max_body_bytes",
+    422: "The adapter cannot be served: it fails its sha256 check or does not fit the base model",
+    429: "Rate limit reached; retry after Retry-After seconds",
+    500: "The model failed to generate an answer",
+    503: "At capacity, shutting down, or waited too long in the queue; retry after Retry-After seconds",
+    504: "Generation did not finish within generation.request_timeout_s",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """FastAPI `responses=` for these statuses, each with the OpenAI error body."""
+    return {
+        status: {"model": ErrorResponse, "description": _STATUS_DESCRIPTIONS[status]} for status in statuses
+    }
+
+
+GENERATION_ERRORS = (400, 401, 403, 404, 413, 429, 500, 503, 504)
+
+
+def unprocessable(message: str, param: str | None, code: str) -> APIError:
+    return APIError(422, message, INVALID_REQUEST, param, code)
+
+
+def conflict(message: str, param: str | None, code: str) -> APIError:
+    return APIError(409, message, CONFLICT, param, code)
 
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:

@@ -59,7 +59,15 @@ TTFT_BUCKETS: tuple[float, ...] = (
 QUEUE_WAIT_BUCKETS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
-BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64)
+# Tokens one scheduler step processed: decode steps count their rows (up to scheduler.max_rows),
+# prefill steps their prompt tokens (up to scheduler.max_step_tokens).
+STEP_TOKEN_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+# One forward on a CPU replica: a few ms for a tiny model, a second for a long prefill.
+STEP_DURATION_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+STEP_PHASES: tuple[str, ...] = ("prefill", "decode")
+ADAPTER_ACTIONS: tuple[str, ...] = ("load", "unload", "evict")
 
 
 def status_label(status: int | str) -> str:
@@ -101,7 +109,8 @@ class ServerMetrics:
     def __init__(self, models: Iterable[str] = (), adapters: Iterable[str] = ()) -> None:
         """`models` and `adapters`: the names this server serves; only they become label values."""
         self._models: set[str] = set(models)
-        self._adapters: frozenset[str] = frozenset(adapters)
+        # Grows with runtime loads: adapter names are validated and bounded by what admins load.
+        self._adapters: set[str] = set(adapters)
         self.registry = CollectorRegistry()
 
         model_adapter = ("model", "adapter")
@@ -137,10 +146,46 @@ class ServerMetrics:
         self.generation_tokens = Counter(
             "aistudio_generation_tokens_total", "Tokens generated.", model_adapter, registry=None
         )
-        self.batch_size = Histogram(
-            "aistudio_batch_size", "Requests per engine batch.", buckets=BATCH_SIZE_BUCKETS, registry=None
-        )
         self.queue_depth = Gauge("aistudio_queue_depth", "Requests waiting in the queue now.", registry=None)
+        self.active_rows = Gauge(
+            "aistudio_scheduler_active_rows",
+            "Rows (choices) prefilling or decoding now; at scheduler.max_rows new requests wait.",
+            registry=None,
+        )
+        self.step_tokens = Histogram(
+            "aistudio_scheduler_step_tokens",
+            "Tokens per scheduler forward: prompt tokens (prefill) or rows (decode).",
+            ("phase",),
+            buckets=STEP_TOKEN_BUCKETS,
+            registry=None,
+        )
+        self.step_duration = Histogram(
+            "aistudio_scheduler_step_duration_seconds",
+            "Time of one scheduler forward, prefill or decode.",
+            ("phase",),
+            buckets=STEP_DURATION_BUCKETS,
+            registry=None,
+        )
+        self.kv_tokens = Gauge(
+            "aistudio_kv_cache_tokens", "KV-cache tokens held by active rows now.", registry=None
+        )
+        self.kv_reserved = Gauge(
+            "aistudio_kv_cache_reserved_tokens",
+            "KV-cache tokens reserved by admitted rows (prompt + max_tokens each).",
+            registry=None,
+        )
+        self.kv_budget = Gauge(
+            "aistudio_kv_cache_budget_tokens", "The KV budget (scheduler.max_kv_tokens).", registry=None
+        )
+        self.adapter_events = Counter(
+            "aistudio_adapter_events_total",
+            "Runtime adapter changes: load, unload, evict (LRU, to make room for a load).",
+            ("action",),
+            registry=None,
+        )
+        self.adapters_resident = Gauge(
+            "aistudio_adapters_resident", "LoRA adapters resident on the base model now.", registry=None
+        )
         self.model_info = Gauge(
             "aistudio_model_info",
             "The model this server serves; value 1, the facts are in the labels.",
@@ -177,8 +222,15 @@ class ServerMetrics:
             self.queue_duration,
             self.prompt_tokens,
             self.generation_tokens,
-            self.batch_size,
             self.queue_depth,
+            self.active_rows,
+            self.step_tokens,
+            self.step_duration,
+            self.kv_tokens,
+            self.kv_reserved,
+            self.kv_budget,
+            self.adapter_events,
+            self.adapters_resident,
             self.model_info,
             self.drift_score,
             self.drift_detected,
@@ -203,7 +255,7 @@ class ServerMetrics:
 
     @property
     def known_adapters(self) -> Collection[str]:
-        return self._adapters
+        return frozenset(self._adapters)
 
     # --- requests ------------------------------------------------------------------------------
 
@@ -225,16 +277,38 @@ class ServerMetrics:
     def observe_ttft(self, model: str | None, adapter: str | None, seconds: float) -> None:
         self.time_to_first_token.labels(self._model(model), self._adapter(adapter)).observe(max(seconds, 0.0))
 
-    # --- batcher -------------------------------------------------------------------------------
+    # --- scheduler -----------------------------------------------------------------------------
 
     def observe_queue_wait(self, seconds: float) -> None:
         self.queue_duration.observe(max(seconds, 0.0))
 
-    def observe_batch(self, size: int) -> None:
-        self.batch_size.observe(size)
-
     def set_queue_depth(self, depth: int) -> None:
         self.queue_depth.set(depth)
+
+    def observe_step(self, phase: str, seconds: float, tokens: int) -> None:
+        if phase not in STEP_PHASES:
+            raise ValueError(f"step phase must be one of {STEP_PHASES} (got {phase!r})")
+        self.step_duration.labels(phase).observe(max(seconds, 0.0))
+        self.step_tokens.labels(phase).observe(tokens)
+
+    def set_scheduler_state(self, active_rows: int, kv_tokens: int, kv_reserved: int) -> None:
+        self.active_rows.set(active_rows)
+        self.kv_tokens.set(kv_tokens)
+        self.kv_reserved.set(kv_reserved)
+
+    def set_kv_budget(self, tokens: int) -> None:
+        self.kv_budget.set(tokens)
+
+    # --- adapters --------------------------------------------------------------------------------
+
+    def count_adapter_event(self, action: str, adapter: str, resident: int) -> None:
+        """A runtime load/unload/eviction; a loaded adapter's name becomes a known label."""
+        if action not in ADAPTER_ACTIONS:
+            raise ValueError(f"adapter action must be one of {ADAPTER_ACTIONS} (got {action!r})")
+        if action == "load":
+            self._adapters.add(adapter)
+        self.adapter_events.labels(action).inc()
+        self.adapters_resident.set(resident)
 
     # --- model, drift, experiments ---------------------------------------------------------------
 

@@ -2,15 +2,19 @@
 
 - `BodySizeLimit`: a body over the limit is answered 413 before any JSON parsing, whether the
   client announced its length or streamed it chunked.
-- `RequestObserver`: after the last byte of every inference response, one metrics observation
-  (status class, or the error reason the route recorded) and one structured log line.
+- `RequestObserver`: every response carries `X-Request-ID` (the client's, when it sent a sane
+  one, else a new id; generation routes answer with their completion id); after the last byte
+  of every inference response, one metrics observation (status class, or the error reason the
+  route recorded) and one structured log line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -25,6 +29,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger(__name__)
 
 INFERENCE_PATHS = frozenset({"/v1/completions", "/v1/chat/completions"})
+REQUEST_ID_HEADER = b"x-request-id"
+_SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
@@ -87,11 +93,25 @@ class RequestObserver:
         self.on_finish = on_finish
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in INFERENCE_PATHS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        given = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER, b"")
+        incoming = given.decode() if _SANE_REQUEST_ID.match(given) else f"req-{uuid.uuid4().hex}"
+        scope.setdefault("state", {}).setdefault("request_id", incoming)
+
+        async def with_request_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                if not any(name.lower() == REQUEST_ID_HEADER for name, _ in headers):
+                    headers.append((REQUEST_ID_HEADER, scope["state"]["request_id"].encode()))
+                    message["headers"] = headers
+            await send(message)
+
+        if scope["path"] not in INFERENCE_PATHS:
+            await self.app(scope, receive, with_request_id)
+            return
         began = time.perf_counter()
-        scope.setdefault("state", {})
         status = 500
         reported = False
 
@@ -108,7 +128,7 @@ class RequestObserver:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+            await with_request_id(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 report()
 

@@ -1,11 +1,11 @@
-"""Per-row sampling inside one batched `generate`: each row keeps its own temperature, top_p and seed.
+"""Per-row sampling and logprobs for one decode step, whatever mix of settings the step holds.
 
-`generate` runs greedy (argmax) for the whole batch; `RowSampler`, a logits processor, draws the
-token of every sampled row itself — temperature, then nucleus (top_p), then a multinomial draw
-from that row's own `torch.Generator` — and leaves a single finite logit, which argmax then
-picks. Greedy rows pass through untouched. So requests with different sampling settings share
-one forward pass, and a seeded request draws the same tokens whatever else is in its batch
-(the global RNG, which `do_sample=True` would use, is shared by every row and every request).
+Every row keeps its own temperature, top_p and seed: greedy rows take one batched argmax, sampled
+rows draw from their own `torch.Generator` (temperature, then nucleus top_p, then a multinomial
+draw), so a seeded request gets the same tokens whatever else shares its steps — the global RNG
+would be shared by every row of every request. Logprobs are those of the model's own distribution
+(log-softmax of the raw logits, before temperature, top_p or a grammar mask), as OpenAI and vLLM
+report them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import LogitsProcessor
 
 
 @dataclass(frozen=True)
@@ -27,6 +26,13 @@ class SamplingParams:
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token_id: int
+    logprob: float | None  # None only for a prompt's first token: nothing precedes it
+    top: tuple[tuple[int, float], ...] = ()  # (token id, logprob), most likely first
 
 
 def row_seed(seed: int | None, choice: int) -> int:
@@ -48,30 +54,44 @@ def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     return filtered / filtered.sum()
 
 
-class RowSampler(LogitsProcessor):
-    def __init__(self, params: Sequence[SamplingParams], seeds: Sequence[int]) -> None:
-        self.params = list(params)
-        self.seeds = list(seeds)
-        self._generators: dict[int, torch.Generator] = {}
+class RowSampler:
+    """One row's sampling state: its parameters and, once it first samples, its own generator."""
 
-    def _generator(self, row: int, device: torch.device) -> torch.Generator:
-        gen = self._generators.get(row)
-        if gen is None:
-            gen = torch.Generator(device=device).manual_seed(self.seeds[row])
-            self._generators[row] = gen
-        return gen
+    def __init__(self, params: SamplingParams, seed: int) -> None:
+        self.params = params
+        self.seed = seed
+        self._generator: torch.Generator | None = None
 
-    @property
-    def samples_any(self) -> bool:
-        return any(not p.greedy for p in self.params)
+    def draw(self, logits: torch.Tensor) -> int:
+        if self._generator is None:
+            self._generator = torch.Generator(device=logits.device).manual_seed(self.seed)
+        probs = nucleus(torch.softmax(logits / self.params.temperature, dim=-1), self.params.top_p)
+        return int(torch.multinomial(probs, 1, generator=self._generator))
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        for row, params in enumerate(self.params):
-            if params.greedy:
-                continue
-            probs = torch.softmax(scores[row].float() / params.temperature, dim=-1)
-            probs = nucleus(probs, params.top_p)
-            token = torch.multinomial(probs, 1, generator=self._generator(row, scores.device))
-            scores[row] = float("-inf")
-            scores[row, token] = 0.0
-        return scores
+
+def choose_tokens(logits: torch.Tensor, samplers: Sequence[RowSampler]) -> list[int]:
+    """The next token of every row of `logits` [rows, vocab]."""
+    tokens = logits.argmax(dim=-1).tolist()
+    for row, sampler in enumerate(samplers):
+        if not sampler.params.greedy:
+            tokens[row] = sampler.draw(logits[row])
+    return tokens
+
+
+def token_logprobs(logits: torch.Tensor, token: int, top: int) -> TokenLogprob:
+    """The logprob of `token` under one row's `logits` [vocab], with the `top` most likely."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    best: tuple[tuple[int, float], ...] = ()
+    if top > 0:
+        values, ids = torch.topk(logprobs, top)
+        best = tuple(zip(ids.tolist(), values.tolist(), strict=True))
+    return TokenLogprob(token, float(logprobs[token]), best)
+
+
+def prompt_logprobs(logits: torch.Tensor, ids: Sequence[int], top: int) -> list[TokenLogprob]:
+    """Logprobs of a prompt's own tokens from a forward over it (`logits` [len, vocab]); the first
+    token has none (nothing precedes it)."""
+    scored = [TokenLogprob(ids[0], None)]
+    for position in range(1, len(ids)):
+        scored.append(token_logprobs(logits[position - 1], ids[position], top))
+    return scored

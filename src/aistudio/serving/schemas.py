@@ -5,7 +5,7 @@ the field, never a silent coercion. Limits that depend on the server's settings 
 n cap, prompt length) are checked by the routes, which know the settings.
 
 Known OpenAI parameters the server does not implement are accepted only at their neutral value
-(`logprobs: null`, `presence_penalty: 0`, ...): a client relying on them gets a 400 saying so
+(`presence_penalty: 0`, `tools: null`, ...): a client relying on them gets a 400 saying so
 instead of an answer that silently ignored them. Unknown extra fields are ignored, as OpenAI does.
 """
 
@@ -14,7 +14,15 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 MAX_STOP_SEQUENCES = 4
 
@@ -32,14 +40,10 @@ _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "presence_penalty": (None, 0, 0.0),
     "frequency_penalty": (None, 0, 0.0),
     "logit_bias": (None, {}),
-    "logprobs": (None, False, 0),
-    "top_logprobs": (None, 0),
-    "echo": (None, False),
     "best_of": (None, 1),
     "suffix": (None, ""),
     "tools": (None, []),
     "tool_choice": (None, "none"),
-    "response_format": (None, {"type": "text"}),
 }
 
 
@@ -48,6 +52,33 @@ def _only_neutral(value: Any, info: ValidationInfo) -> Any:
     if not any(value == ok and type(value) is type(ok) for ok in _NEUTRAL[name]):
         raise ValueError(f"{name} is not supported by this server (leave it out)")
     return value
+
+
+class JsonSchemaFormat(_Request):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    # `schema` shadows a BaseModel attribute, hence the alias.
+    json_schema: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Request):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_with_json_schema(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("type json_schema needs a json_schema object {name, schema}")
+        return self
+
+    @property
+    def constrained(self) -> bool:
+        return self.type != "text"
+
+    @property
+    def schema_body(self) -> dict[str, Any] | None:
+        return self.json_schema.json_schema if self.json_schema is not None else None
 
 
 class SamplingRequest(_Request):
@@ -67,12 +98,10 @@ class SamplingRequest(_Request):
     presence_penalty: Any = None
     frequency_penalty: Any = None
     logit_bias: Any = None
-    logprobs: Any = None
-    top_logprobs: Any = None
+    # vLLM's extension on completions, OpenAI's field on chat: constrained JSON output.
+    response_format: ResponseFormat | None = None
 
-    _neutral_sampling = field_validator(
-        "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs"
-    )(_only_neutral)
+    _neutral_sampling = field_validator("presence_penalty", "frequency_penalty", "logit_bias")(_only_neutral)
 
     @field_validator("stop")
     @classmethod
@@ -111,14 +140,25 @@ class SamplingRequest(_Request):
     def include_usage_chunk(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
+    @property
+    def top_logprobs_wanted(self) -> int | None:
+        """None: no logprobs; k: the chosen token's logprob and the k most likely."""
+        raise NotImplementedError
+
 
 class CompletionRequest(SamplingRequest):
     prompt: str | list[str]
-    echo: Any = None
+    # The legacy API: logprobs is the number of most likely tokens to list (0 = the chosen one only).
+    logprobs: int | None = Field(None, ge=0)
+    echo: bool | None = False
     best_of: Any = None
     suffix: Any = None
 
-    _neutral_completion = field_validator("echo", "best_of", "suffix")(_only_neutral)
+    _neutral_completion = field_validator("best_of", "suffix")(_only_neutral)
+
+    @property
+    def top_logprobs_wanted(self) -> int | None:
+        return self.logprobs
 
     @field_validator("prompt")
     @classmethod
@@ -151,11 +191,53 @@ class ChatMessage(_Request):
 
 class ChatCompletionRequest(SamplingRequest):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    logprobs: bool | None = False
+    top_logprobs: int | None = Field(None, ge=0)
     tools: Any = None
     tool_choice: Any = None
-    response_format: Any = None
 
-    _neutral_chat = field_validator("tools", "tool_choice", "response_format")(_only_neutral)
+    _neutral_chat = field_validator("tools", "tool_choice")(_only_neutral)
+
+    @model_validator(mode="after")
+    def _top_logprobs_need_logprobs(self) -> ChatCompletionRequest:
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        return self
+
+    @property
+    def top_logprobs_wanted(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
+
+
+class TokenizeRequest(_Request):
+    """vLLM's /tokenize: a prompt (as /v1/completions sees it) or messages (as chat renders them)."""
+
+    model: str = Field(min_length=1)
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+
+    @model_validator(mode="after")
+    def _one_of_prompt_or_messages(self) -> TokenizeRequest:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("send exactly one of prompt or messages")
+        return self
+
+
+class DetokenizeRequest(_Request):
+    model: str = Field(min_length=1)
+    tokens: list[int]
+
+
+class LoadLoraAdapterRequest(_Request):
+    """vLLM's request shape for POST /v1/load_lora_adapter."""
+
+    lora_name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    lora_path: str = Field(min_length=1, max_length=4096)
+
+
+class UnloadLoraAdapterRequest(_Request):
+    lora_name: str = Field(min_length=1, max_length=64)
+    lora_int_id: int | None = None  # accepted for vLLM clients; names identify adapters here
 
 
 class FeedbackRequest(_Request):
@@ -179,11 +261,20 @@ class Usage(BaseModel):
 FinishReason = Literal["stop", "length"]
 
 
+class CompletionLogprobs(BaseModel):
+    """The legacy completions shape: parallel lists, one entry per token."""
+
+    tokens: list[str]
+    token_logprobs: list[float | None]
+    top_logprobs: list[dict[str, float] | None]
+    text_offset: list[int]
+
+
 class CompletionChoice(BaseModel):
     index: int
     text: str
     finish_reason: FinishReason | None
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class Completion(BaseModel):
@@ -201,11 +292,26 @@ class AssistantMessage(BaseModel):
     content: str
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprobEntry(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[TokenLogprobEntry] | None
+    refusal: list[TokenLogprobEntry] | None = None
+
+
 class ChatChoice(BaseModel):
     index: int
     message: AssistantMessage
     finish_reason: FinishReason | None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -232,7 +338,7 @@ class ChatChunkChoice(BaseModel):
     index: int
     delta: ChatDelta
     finish_reason: FinishReason | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -253,6 +359,27 @@ class ModelCard(BaseModel):
     # vLLM's convention: an adapter's root/parent is its base model.
     root: str
     parent: str | None = None
+    # Where a resident adapter came from (bundle:<name>, a path, models:/..., an artifact URI).
+    source: str | None = None
+
+
+class TokenizeResponse(BaseModel):
+    count: int
+    max_model_len: int | None
+    tokens: list[int]
+
+
+class DetokenizeResponse(BaseModel):
+    prompt: str
+
+
+class AdapterChange(BaseModel):
+    status: Literal["loaded", "unloaded"]
+    lora_name: str
+    model: str
+    source: str | None = None
+    manifest_sha256: str | None = None
+    evicted: list[str] = Field(default_factory=list)
 
 
 class ModelList(BaseModel):

@@ -1,11 +1,12 @@
 """Server settings: configs/serving.yaml (or $AISTUDIO_SERVING_CONFIG), overridden by AISTUDIO_* env vars.
 
 Precedence, lowest first: defaults here → the YAML file → environment. Nested keys use `__` in
-the environment: `AISTUDIO_BATCHING__MAX_BATCH_SIZE=16`, `AISTUDIO_QUEUE__MAX_DEPTH=128`.
+the environment: `AISTUDIO_SCHEDULER__MAX_ROWS=16`, `AISTUDIO_QUEUE__MAX_DEPTH=128`.
 
 API keys never come from a config file (it is committed, or a ConfigMap anyone can read): only
-from `AISTUDIO_API_KEYS` (comma list) or from the file `AISTUDIO_API_KEY_FILE` names (one key per
-line, `#` comments), which in Kubernetes is a mounted Secret.
+from the key file `AISTUDIO_API_KEY_FILE` names (lines `id:roles:sha256`, see
+aistudio.serving.auth), which in Kubernetes is a mounted Secret, or from `AISTUDIO_API_KEYS`
+(comma list of raw keys, which get every role but admin).
 """
 
 from __future__ import annotations
@@ -21,16 +22,26 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from aistudio.config import Strict, format_validation_error, read_yaml
 from aistudio.errors import UserError
 from aistudio.layout import SERVING_CONFIG_FILE
+from aistudio.serving.auth import MIN_KEY_LENGTH, ApiKey, parse_key_file
 
 CONFIG_ENV = "AISTUDIO_SERVING_CONFIG"
 ENV_PREFIX = "AISTUDIO_"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})
 
 
-class BatchingSettings(Strict):
-    # Rows (prompts x n) per forward pass; the batch waits at most max_wait_ms to fill up.
-    max_batch_size: int = Field(8, ge=1, le=256)
-    max_wait_ms: float = Field(10.0, ge=0, le=1000)
+class SchedulerSettings(Strict):
+    """The iteration-level scheduler (aistudio.serving.scheduler)."""
+
+    # Rows (choices) generating at once: the decode batch's upper bound and the KV cache's slots.
+    max_rows: int = Field(32, ge=1, le=512)
+    # Tokens one step may process: one per decoding row, the rest for prefill chunks, so a long
+    # prompt cannot stall the rows that are decoding.
+    max_step_tokens: int = Field(512, ge=8)
+    # At most this many tokens of one prompt per step (chunked prefill).
+    prefill_chunk: int = Field(256, ge=8)
+    # The KV budget: each admitted row reserves prompt + max_tokens of it; a request that could
+    # never fit is refused at once (400), one that fits later waits in the queue.
+    max_kv_tokens: int = Field(32768, ge=64)
 
 
 class QueueSettings(Strict):
@@ -46,6 +57,7 @@ class GenerationSettings(Strict):
     max_prompt_tokens: int = Field(1024, ge=1)
     max_n: int = Field(4, ge=1)
     max_prompts: int = Field(16, ge=1)  # entries of a list `prompt` on /v1/completions
+    max_top_logprobs: int = Field(20, ge=0, le=20)  # OpenAI's own cap is 20
     request_timeout_s: float = Field(120.0, gt=0)
     # One mixed base+adapters batch before /readyz turns ready, so the first user request does
     # not pay for lazy initialisation.
@@ -66,6 +78,21 @@ class EngineSettings(Strict):
     # container limited to fewer cores (or beside other busy processes) makes every small op wait
     # in a spinning thread barrier; set it to the cores the server may really use.
     torch_threads: int | None = Field(None, ge=1)
+    # Weights and KV cache in this dtype; "auto": bfloat16 where the CPU multiplies it natively
+    # (AVX512-BF16 / AMX), else float32. float32 answers exactly what the evaluated bundle does.
+    dtype: Literal["float32", "bfloat16", "auto"] = "float32"
+
+
+class AdapterSettings(Strict):
+    """Runtime LoRA adapters (POST /v1/load_lora_adapter, admin role)."""
+
+    # Adapters resident at once, the bundle's included; the least recently used idle one is
+    # evicted to make room, one with requests in flight never is.
+    max_loras: int = Field(8, ge=1, le=64)
+    # Local directories lora_path may point into (resolved, symlinks followed); empty: none.
+    allowed_roots: list[Path] = Field(default_factory=list)
+    # MLflow tracking URI for models:/ and artifact URIs; null: mlflow.yaml's when it exists.
+    tracking_uri: str | None = None
 
 
 class RateLimitSettings(Strict):
@@ -117,10 +144,11 @@ class ServingSettings(BaseSettings):
     )
 
     served_model_name: str | None = Field(None, min_length=1, pattern=r"^[^:\s]+$")
-    batching: BatchingSettings = BatchingSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     queue: QueueSettings = QueueSettings()
     generation: GenerationSettings = GenerationSettings()
     engine: EngineSettings = EngineSettings()
+    adapters: AdapterSettings = AdapterSettings()
     limits: LimitSettings = LimitSettings()
     auth: AuthSettings = AuthSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
@@ -143,25 +171,18 @@ class ServingSettings(BaseSettings):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
 
-    def all_api_keys(self) -> list[str]:
-        """Keys from AISTUDIO_API_KEYS plus those in api_key_file; read when the server starts."""
-        keys = [k.get_secret_value() for k in self.api_keys]
-        if self.api_key_file is not None:
-            if not self.api_key_file.is_file():
-                raise UserError(
-                    f"api_key_file {self.api_key_file} not found "
-                    "(set AISTUDIO_API_KEY_FILE to a readable file)"
-                )
-            for line in self.api_key_file.read_text(encoding="utf-8").splitlines():
-                line = line.split("#", 1)[0].strip()
-                if line:
-                    keys.append(line)
-        short = [i for i, k in enumerate(keys) if len(k) < 16]
+    def all_api_keys(self) -> list[ApiKey]:
+        """Keys from api_key_file (with their roles) plus AISTUDIO_API_KEYS; read at server start."""
+        raw = [k.get_secret_value() for k in self.api_keys]
+        short = [i for i, k in enumerate(raw) if len(k) < MIN_KEY_LENGTH]
         if short:
             raise UserError(
-                f"{len(short)} API key(s) are shorter than 16 characters; "
+                f"{len(short)} key(s) in AISTUDIO_API_KEYS are shorter than {MIN_KEY_LENGTH} characters; "
                 "use long random keys (openssl rand -hex 32)"
             )
+        keys = [ApiKey.from_secret(k) for k in raw]
+        if self.api_key_file is not None:
+            keys += parse_key_file(self.api_key_file)
         return keys
 
 
@@ -196,7 +217,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, keys: list[str], insecure_no_auth: bool) -> None:
+def check_bind(host: str, keys: list[ApiKey], insecure_no_auth: bool) -> None:
     """Refuse to expose an unauthenticated server beyond this machine."""
     if keys or insecure_no_auth or is_loopback(host):
         return

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,24 @@ from aistudio.modeling.prompts import Example, render_prompt
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
 from aistudio.monitoring_config import MonitoringConfig
 from aistudio.serving.app import create_app
+from aistudio.serving.auth import ROLES, ApiKey
 from aistudio.serving.drift import profile_from_prompts, save_profile
 from aistudio.serving.settings import ServingSettings
+from aistudio.serving.state import log_audit
 from aistudio.training.adapters import attach_lora, save_adapter
 
 API_KEY = "test-key-0123456789abcdef"
 OTHER_KEY = "test-key-fedcba9876543210"
+ADMIN_KEY = "test-admin-key-00112233445566"
+# One key per single role, for the role checks of every route.
+ROLE_KEYS = {role: f"test-{role}-only-key-0123456789" for role in ROLES}
+# The two ordinary keys get what raw keys get (every role but admin); the admin key all four.
+TEST_KEYS = [
+    ApiKey.from_secret(API_KEY),
+    ApiKey.from_secret(OTHER_KEY),
+    ApiKey.from_secret(ADMIN_KEY, "ops-admin", ROLES),
+    *(ApiKey.from_secret(key, f"{role}-only", [role]) for role, key in ROLE_KEYS.items()),
+]
 FAMILIES = ("causal", "seq2seq")
 MODEL_NAMES = {"causal": "tiny-phi", "seq2seq": "tiny-t5"}
 VERBS = ("sort", "count", "print", "parse", "merge")
@@ -72,7 +84,7 @@ MONITORING = MonitoringConfig.model_validate(
 )
 # Generous limits so only the tests that mean to hit them do.
 TEST_SETTINGS: dict[str, Any] = {
-    "batching": {"max_batch_size": 8, "max_wait_ms": 5},
+    "scheduler": {"max_rows": 8, "max_step_tokens": 256, "prefill_chunk": 64, "max_kv_tokens": 4096},
     "queue": {"max_depth": 256, "timeout_s": 60},
     "generation": {"max_new_tokens": 64, "max_prompt_tokens": 256, "request_timeout_s": 60},
     "limits": {"rate_limit": {"requests_per_second": 0}},
@@ -146,6 +158,7 @@ class RunningServer:
     bundle: TinyBundle
     api_key: str = API_KEY
     other_key: str = OTHER_KEY
+    admin_key: str = ADMIN_KEY
 
     @property
     def state(self) -> Any:
@@ -172,9 +185,11 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def run_server(
     bundle: TinyBundle,
     settings: dict[str, Any] | None = None,
-    api_keys: list[str] | None = None,
+    api_keys: list[ApiKey] | None = None,
     monitoring: MonitoringConfig = MONITORING,
     with_profile: bool = True,
+    audit: Callable[[Any], None] | None = None,
+    tracking_uri: str | None = None,
 ) -> Iterator[RunningServer]:
     """uvicorn in a background thread on 127.0.0.1:<free port>, ready (warm-up done) on entry."""
     from aistudio.serving.drift import load_profile
@@ -187,7 +202,9 @@ def run_server(
         monitoring,
         profile,
         model_version="7",
-        api_keys=[API_KEY, OTHER_KEY] if api_keys is None else api_keys,
+        api_keys=TEST_KEYS if api_keys is None else api_keys,
+        audit=audit or log_audit,
+        tracking_uri=tracking_uri,
     )
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and
     # without it every response waits ~40 ms for a delayed ACK.
@@ -204,7 +221,11 @@ def run_server(
     deadline = time.monotonic() + 60
     while True:
         try:
-            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+            # The admin key has every role: probes may be protected (auth.protect_health).
+            ready = httpx.get(
+                f"{base_url}/readyz", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=2
+            )
+            if ready.status_code == 200:
                 break
         except httpx.TransportError:
             pass
@@ -226,6 +247,8 @@ class ServingKit:
 
     api_key: str = API_KEY
     other_key: str = OTHER_KEY
+    admin_key: str = ADMIN_KEY
+    role_keys: Any = field(default_factory=lambda: dict(ROLE_KEYS))
     normal_prompts: tuple[str, ...] = tuple(NORMAL_PROMPTS)
     run_server: Callable[..., Any] = run_server
 

@@ -157,7 +157,84 @@ CASES: list[tuple[str, str, dict[str, Any], int, str | None, str | None]] = [
         None,
     ),
     ("empty stop string", "/v1/completions", _with(OK_COMPLETION, stop=[""]), 400, "stop", None),
-    ("unsupported logprobs", "/v1/completions", _with(OK_COMPLETION, logprobs=5), 400, "logprobs", None),
+    (
+        "logprobs above the cap",
+        "/v1/completions",
+        _with(OK_COMPLETION, logprobs=21),
+        400,
+        "logprobs",
+        "top_logprobs_too_large",
+    ),
+    (
+        "top_logprobs above the cap",
+        "/v1/chat/completions",
+        _with(OK_CHAT, logprobs=True, top_logprobs=21),
+        400,
+        "top_logprobs",
+        "top_logprobs_too_large",
+    ),
+    (
+        "top_logprobs without logprobs",
+        "/v1/chat/completions",
+        _with(OK_CHAT, top_logprobs=2),
+        400,
+        None,
+        None,
+    ),
+    (
+        "invalid JSON schema",
+        "/v1/chat/completions",
+        _with(
+            OK_CHAT,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": {"type": "nonsense"}},
+            },
+        ),
+        400,
+        "response_format",
+        "invalid_json_schema",
+    ),
+    (
+        "json_schema without a schema",
+        "/v1/completions",
+        _with(OK_COMPLETION, response_format={"type": "json_schema"}),
+        400,
+        "response_format",
+        None,
+    ),
+    (
+        "unknown response_format",
+        "/v1/chat/completions",
+        _with(OK_CHAT, response_format={"type": "xml"}),
+        400,
+        None,
+        None,
+    ),
+    (
+        "tokenize with prompt and messages",
+        "/tokenize",
+        {"model": MODEL, "prompt": "a", "messages": [{"role": "user", "content": "a"}]},
+        400,
+        None,
+        None,
+    ),
+    (
+        "tokenize an unknown model",
+        "/tokenize",
+        {"model": "gpt-4", "prompt": "a"},
+        404,
+        "model",
+        "model_not_found",
+    ),
+    (
+        "detokenize ids out of range",
+        "/detokenize",
+        {"model": MODEL, "tokens": [1, 10**6]},
+        400,
+        "tokens",
+        None,
+    ),
     (
         "unsupported penalty",
         "/v1/chat/completions",
@@ -356,3 +433,81 @@ def test_no_bad_input_was_counted_as_a_server_error(causal_server: RunningServer
         if line.startswith("aistudio_requests_total") and 'status="5xx"' in line
     ]
     assert server_errors == []
+
+
+def test_a_request_that_would_overflow_the_kv_budget_is_400_and_one_that_fits_is_served(
+    tiny_bundles: Any, kit: Any
+) -> None:
+    with kit.run_server(tiny_bundles["causal"], {"scheduler": {"max_kv_tokens": 64}}) as server:
+        with server.client() as http:
+            prompt_tokens = len(server.state.engine.prompt_ids("sort the list"))
+            too_long = {**OK_COMPLETION, "max_tokens": 64 - prompt_tokens + 1}
+            error = _assert_openai_error(
+                http.post("/v1/completions", json=too_long), 400, "max_tokens", "kv_budget_exceeded"
+            )
+            assert "KV budget is 64" in error["message"]
+            too_many = {**OK_COMPLETION, "max_tokens": 20, "n": 3}
+            _assert_openai_error(
+                http.post("/v1/completions", json=too_many), 400, "max_tokens", "kv_budget_exceeded"
+            )
+            assert http.post("/v1/completions", json={**OK_COMPLETION, "max_tokens": 20}).status_code == 200
+
+
+def test_after_the_battery_no_rows_reserved_kv_or_pinned_adapters_are_left(
+    causal_server: RunningServer,
+) -> None:
+    state = causal_server.state
+    scheduler = state.scheduler
+    assert (scheduler.active_rows, scheduler.kv_tokens, scheduler.reserved_tokens, scheduler.depth) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    assert all(state.engine.adapters.in_use(name) == 0 for name in state.engine.adapter_names)
+    with causal_server.client() as http:
+        assert http.post("/v1/completions", json=OK_COMPLETION).status_code == 200
+
+
+ROUTES_BY_ROLE = [
+    ("inference", "GET", "/v1/models", None),
+    ("inference", "POST", "/v1/completions", OK_COMPLETION),
+    ("inference", "POST", "/v1/chat/completions", OK_CHAT),
+    ("inference", "POST", "/tokenize", {"model": MODEL, "prompt": "a"}),
+    ("inference", "POST", "/detokenize", {"model": MODEL, "tokens": [1]}),
+    ("feedback", "POST", "/v1/feedback", {"request_id": "cmpl-nope", "outcome": "positive"}),
+    ("monitoring", "GET", "/v1/monitoring/drift", None),
+    ("monitoring", "GET", "/v1/ab/summary", None),
+    ("admin", "POST", "/v1/load_lora_adapter", {"lora_name": "x", "lora_path": "/nowhere"}),
+    ("admin", "POST", "/v1/unload_lora_adapter", {"lora_name": "x"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "path", "body"), ROUTES_BY_ROLE, ids=[r[2] for r in ROUTES_BY_ROLE]
+)
+def test_each_route_requires_its_role_and_refuses_the_others_with_403(
+    causal_server: RunningServer, kit: Any, role: str, method: str, path: str, body: Any
+) -> None:
+    for other, key in kit.role_keys.items():
+        response = httpx.request(
+            method, causal_server.base_url + path, json=body, headers={"Authorization": f"Bearer {key}"}
+        )
+        if other == role:
+            assert response.status_code != 403, response.text  # past the role check (200, 404, 400, ...)
+        else:
+            error = _assert_openai_error(response, 403, code="insufficient_role")
+            assert error["type"] == "permission_error" and f"'{role}'" in error["message"]
+            assert key not in response.text
+
+
+def test_protected_probes_and_metrics_need_the_monitoring_role(tiny_bundles: Any, kit: Any) -> None:
+    settings = {"auth": {"protect_health": True, "protect_metrics": True}, "generation": {"warmup": False}}
+    with kit.run_server(tiny_bundles["causal"], settings) as server:
+        for path in ("/healthz", "/metrics"):
+            url = server.base_url + path
+            _assert_openai_error(httpx.get(url), 401, code="invalid_api_key")
+            inference = {"Authorization": f"Bearer {kit.role_keys['inference']}"}
+            _assert_openai_error(httpx.get(url, headers=inference), 403, code="insufficient_role")
+            monitoring = {"Authorization": f"Bearer {kit.role_keys['monitoring']}"}
+            assert httpx.get(url, headers=monitoring).status_code == 200

@@ -1,8 +1,8 @@
 """The server through the official `openai` client: real uvicorn on loopback, tiny real models.
 
 Both families serve their base model and three adapters; every answer is checked against the
-library generating the same thing directly, and the operational behaviour (batching under
-concurrency, backpressure, rate limits, metrics, drift, A/B, shutdown, refusing a tampered
+library generating the same thing directly, and the operational behaviour (shared decode steps
+under concurrency, backpressure, rate limits, metrics, drift, A/B, shutdown, refusing a tampered
 bundle) is checked from the outside.
 """
 
@@ -218,22 +218,24 @@ async def _load(server: RunningServer, prompts: tuple[str, ...], total: int, con
         return await asyncio.wait_for(asyncio.gather(*(one(i, http) for i in range(total))), timeout=90)
 
 
-def test_200_concurrent_mixed_adapter_requests_all_succeed_in_shared_batches(
+def test_200_concurrent_mixed_adapter_requests_all_succeed_in_shared_decode_steps(
     causal_server: RunningServer, kit: Any
 ) -> None:
     statuses = asyncio.run(_load(causal_server, kit.normal_prompts, total=200, concurrency=32))
     assert [s for s in statuses if s >= 500] == []
     assert set(statuses) == {200}
     scrape = causal_server.client().get("/metrics").text
-    batches = float(re.search(r"^aistudio_batch_size_count (\S+)", scrape, re.M).group(1))
-    requests_in_batches = float(re.search(r"^aistudio_batch_size_sum (\S+)", scrape, re.M).group(1))
-    assert requests_in_batches / batches > 2, "concurrent requests should share batches"
+    steps = _sample(scrape, "aistudio_scheduler_step_tokens_count", phase="decode")
+    rows = _sample(scrape, "aistudio_scheduler_step_tokens_sum", phase="decode")
+    assert rows / steps > 2, "concurrent requests should share decode steps"
+    assert _sample(scrape, "aistudio_scheduler_active_rows") == 0
+    assert _sample(scrape, "aistudio_kv_cache_tokens") == 0
 
 
 def test_full_queue_answers_503_with_retry_after_at_once(
     tiny_bundles: dict[str, TinyBundle], kit: Any
 ) -> None:
-    settings = {"batching": {"max_batch_size": 1, "max_wait_ms": 0}, "queue": {"max_depth": 1}}
+    settings = {"scheduler": {"max_rows": 1}, "queue": {"max_depth": 1}}
     with kit.run_server(tiny_bundles["causal"], settings) as server:
 
         async def burst() -> list[httpx.Response]:
@@ -258,7 +260,7 @@ def test_full_queue_answers_503_with_retry_after_at_once(
 def test_requests_past_the_timeout_get_504_and_streams_an_error_event(
     tiny_bundles: dict[str, TinyBundle], kit: Any
 ) -> None:
-    settings = {"batching": {"max_batch_size": 1, "max_wait_ms": 0}, "generation": {"request_timeout_s": 0.3}}
+    settings = {"scheduler": {"max_rows": 1}, "generation": {"request_timeout_s": 0.3}}
     body = {"model": "tiny-phi", "prompt": PROMPT, "max_tokens": 64, "temperature": 0}
     with kit.run_server(tiny_bundles["causal"], settings) as server:
 
@@ -274,7 +276,7 @@ def test_requests_past_the_timeout_get_504_and_streams_an_error_event(
 
         *responses, stream = asyncio.run(crowd())
         with server.client() as http:
-            while server.state.batcher.depth or server.state.batcher._in_flight:  # let the crowd drain
+            while server.state.scheduler.depth or server.state.scheduler.active_rows:  # let the crowd drain
                 time.sleep(0.01)
             scrape = http.get("/metrics").text
     timed_out = [r for r in responses if r.status_code == 504]
@@ -316,7 +318,7 @@ def test_shutdown_lets_the_request_in_flight_finish(tiny_bundles: dict[str, Tiny
         caller = threading.Thread(target=call)
         caller.start()
         deadline = time.monotonic() + 5
-        while not server.state.batcher._in_flight and time.monotonic() < deadline:
+        while not server.state.scheduler.active_rows and time.monotonic() < deadline:
             time.sleep(0.001)
     caller.join(timeout=30)  # leaving run_server asked uvicorn to exit while the request ran
     assert result["response"].status_code == 200

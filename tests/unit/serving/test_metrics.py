@@ -22,7 +22,12 @@ def exercised() -> ServerMetrics:
     metrics.observe_tokens("phi2", "code", prompt=12, generated=30)
     metrics.observe_ttft("phi2", "code", 0.08)
     metrics.observe_queue_wait(0.004)
-    metrics.observe_batch(3)
+    metrics.observe_step("decode", 0.03, 3)
+    metrics.observe_step("prefill", 0.2, 300)
+    metrics.set_scheduler_state(active_rows=3, kv_tokens=250, kv_reserved=700)
+    metrics.set_kv_budget(4096)
+    metrics.count_adapter_event("load", "fresh", resident=3)
+    metrics.count_adapter_event("evict", "creative", resident=3)
     metrics.set_queue_depth(5)
     metrics.set_drift({"prompt_chars": 0.05, "digit_ratio": 0.31}, detected=True)
     metrics.count_assignment("code-adapter", "lora")
@@ -132,8 +137,24 @@ def test_observations_land_in_the_right_series() -> None:
     assert value(metrics, "aistudio_queue_depth") == 5
     assert value(metrics, "aistudio_drift_detected") == 1
     assert value(metrics, "aistudio_drift_score", feature="digit_ratio") == pytest.approx(0.31)
-    assert value(metrics, "aistudio_batch_size_bucket", le="4.0") == 1
-    assert value(metrics, "aistudio_batch_size_bucket", le="2.0") == 0
+    assert value(metrics, "aistudio_scheduler_step_tokens_bucket", phase="decode", le="4.0") == 1
+    assert value(metrics, "aistudio_scheduler_step_tokens_bucket", phase="decode", le="2.0") == 0
+    assert value(metrics, "aistudio_scheduler_step_duration_seconds_count", phase="prefill") == 1
+    assert value(metrics, "aistudio_scheduler_active_rows") == 3
+    assert value(metrics, "aistudio_kv_cache_tokens") == 250
+    assert value(metrics, "aistudio_kv_cache_reserved_tokens") == 700
+    assert value(metrics, "aistudio_kv_cache_budget_tokens") == 4096
+    assert value(metrics, "aistudio_adapter_events_total", action="evict") == 1
+    assert value(metrics, "aistudio_adapters_resident") == 3
+    # A runtime-loaded adapter's name becomes a label value; names never loaded stay "unknown".
+    metrics.observe_tokens("phi2", "fresh", prompt=1, generated=1)
+    metrics.observe_tokens("phi2", "never-loaded", prompt=1, generated=1)
+    assert value(metrics, "aistudio_prompt_tokens_total", adapter="fresh") == 1
+    assert value(metrics, "aistudio_prompt_tokens_total", adapter=UNKNOWN) == 1
+    with pytest.raises(ValueError):
+        metrics.observe_step("warmup", 0.1, 1)
+    with pytest.raises(ValueError):
+        metrics.count_adapter_event("reload", "x", resident=1)
     # 2 s is a bucket edge: HighLatency alerts on p95 > 2 s.
     assert value(metrics, "aistudio_request_duration_seconds_bucket", adapter=BASE_ADAPTER, le="2.0") == 1
     assert value(metrics, "aistudio_feedback_total", variant="lora", outcome="positive") == 1

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
 from aistudio.errors import UserError
+from aistudio.serving.auth import ENV_KEY_ROLES, key_id
 from aistudio.serving.settings import CONFIG_ENV, load_settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -30,19 +32,20 @@ def _write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize("name", ["configs/serving.yaml", "k8s/base/serving.yaml"])
 def test_the_committed_configs_are_valid(name: str) -> None:
     settings = load_settings(REPO / name)
-    assert settings.batching.max_batch_size >= 1
+    assert settings.scheduler.max_rows >= 1
+    assert settings.scheduler.max_kv_tokens >= settings.generation.max_new_tokens
     assert settings.api_keys == []
 
 
 def test_the_environment_overrides_the_file_key_by_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _write(tmp_path, "batching:\n  max_batch_size: 4\n  max_wait_ms: 3\nqueue:\n  max_depth: 9\n")
-    monkeypatch.setenv("AISTUDIO_BATCHING__MAX_BATCH_SIZE", "16")
+    path = _write(tmp_path, "scheduler:\n  max_rows: 4\n  prefill_chunk: 32\nqueue:\n  max_depth: 9\n")
+    monkeypatch.setenv("AISTUDIO_SCHEDULER__MAX_ROWS", "16")
     monkeypatch.setenv("AISTUDIO_LIMITS__RATE_LIMIT__REQUESTS_PER_SECOND", "0")
     settings = load_settings(path)
-    assert settings.batching.max_batch_size == 16  # environment
-    assert settings.batching.max_wait_ms == 3  # file, same section
+    assert settings.scheduler.max_rows == 16  # environment
+    assert settings.scheduler.prefill_chunk == 32  # file, same section
     assert settings.queue.max_depth == 9  # file
     assert settings.limits.rate_limit.requests_per_second == 0
     assert settings.generation.max_new_tokens == 512  # default
@@ -55,19 +58,24 @@ def test_the_config_path_can_come_from_the_environment(
     assert load_settings().queue.max_depth == 3
 
 
-def test_api_keys_come_from_a_comma_list_and_a_key_file(
+def test_api_keys_come_from_a_comma_list_and_a_key_file_with_roles(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key_file = tmp_path / "keys"
-    key_file.write_text("# one per line\nfile-key-0123456789abcdef\n\n")
+    admin_digest = hashlib.sha256(b"file-key-0123456789abcdef").hexdigest()
+    key_file.write_text(f"# id:roles:sha256\nops:inference,admin:{admin_digest}\n\n")
     monkeypatch.setenv("AISTUDIO_API_KEYS", "env-key-0123456789abcdef, env-key-fedcba9876543210")
     monkeypatch.setenv("AISTUDIO_API_KEY_FILE", str(key_file))
     settings = load_settings(_write(tmp_path, ""))
-    assert settings.all_api_keys() == [
-        "env-key-0123456789abcdef",
-        "env-key-fedcba9876543210",
-        "file-key-0123456789abcdef",
+    keys = settings.all_api_keys()
+    assert [k.id for k in keys] == [
+        key_id("env-key-0123456789abcdef"),
+        key_id("env-key-fedcba9876543210"),
+        "ops",
     ]
+    assert keys[0].roles == ENV_KEY_ROLES and "admin" not in keys[0].roles
+    assert keys[2].roles == {"inference", "admin"}
+    assert keys[2].sha256 == bytes.fromhex(admin_digest)
     assert "env-key" not in repr(settings)
 
 
@@ -90,13 +98,13 @@ def test_short_keys_and_a_missing_key_file_are_refused(
 
 def test_every_problem_is_one_line_naming_the_key(tmp_path: Path) -> None:
     path = _write(
-        tmp_path, "batching:\n  max_batch_size: 0\n  colour: red\ngeneration:\n  default_max_tokens: 900\n"
+        tmp_path, "scheduler:\n  max_rows: 0\n  colour: red\ngeneration:\n  default_max_tokens: 900\n"
     )
     with pytest.raises(UserError) as refused:
         load_settings(path)
     problems = refused.value.problems
-    assert any("batching.max_batch_size must be >= 1" in p for p in problems)
-    assert any("batching.colour is not a known key" in p for p in problems)
+    assert any("scheduler.max_rows must be >= 1" in p for p in problems)
+    assert any("scheduler.colour is not a known key" in p for p in problems)
     assert any("default_max_tokens (900) must be <= max_new_tokens (512)" in p for p in problems)
 
 

@@ -403,12 +403,24 @@ class GatesConfig(Strict):
     max_regression_vs_champion: float = Field(0.05, ge=0)
 
 
+class SandboxConfig(Strict):
+    """Limits of the subprocess that runs generated code against its unit tests (evaluation/sandbox.py)."""
+
+    timeout_s: float = Field(10.0, gt=0)
+    cpu_seconds: int = Field(5, ge=1)
+    memory_mb: int = Field(512, ge=64)
+    max_output_kb: int = Field(1024, ge=1)
+    # false: no network namespace, the audit hook alone refuses sockets (weaker; tests use it)
+    network_namespace: bool = True
+
+
 class EvaluationConfig(Strict):
     max_samples_per_domain: int = Field(16, ge=1)
     max_new_tokens: int = Field(32, ge=1)
     batch_size: int = Field(8, ge=1)
     serving_variant: Literal["4bit", "8bit", "dynamic", "fp32"] = "4bit"
     fail_on_gate: bool = False
+    sandbox: SandboxConfig = SandboxConfig()
     gates: GatesConfig = GatesConfig()
 
 

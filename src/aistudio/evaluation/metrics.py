@@ -96,24 +96,12 @@ def token_overlap_f1(predictions: Sequence[str], references: Sequence[str]) -> f
 
 # --- code -----------------------------------------------------------------------------------------
 
-_FENCE_OPEN = re.compile(r"\A\s*```[^\n]*\n?")
-_FENCE_CLOSE = re.compile(r"\n?```\s*\Z")
+# A fenced block anywhere in a completion; one cut off at max_new_tokens runs to the end.
+_FENCED_BLOCK = re.compile(r"```[^\n`]*\n(.*?)(?:```|\Z)", re.S)
+_CODE_LINE = re.compile(r"^(?:async def |def |class |import |from |@)", re.M)
 
 
-def strip_code_fence(text: str) -> str:
-    """The code inside a surrounding ``` fence (with or without a language tag); other text as is.
-
-    A lone opening fence is stripped too: generation cut off at max_new_tokens never closes it.
-    """
-    opened = _FENCE_OPEN.match(text)
-    if not opened:
-        return text
-    return _FENCE_CLOSE.sub("", text[opened.end() :])
-
-
-def parses_as_python(text: str) -> bool:
-    """Whether `ast.parse` accepts the (unfenced) text; blank text does not count as code."""
-    code = strip_code_fence(text)
+def _parses(code: str) -> bool:
     if not code.strip():
         return False  # ast.parse("") succeeds, but an empty completion is not working code
     try:
@@ -126,8 +114,32 @@ def parses_as_python(text: str) -> bool:
     return True
 
 
+def extract_code(text: str, entry_point: str | None = None) -> str:
+    """The Python source in a completion, as an instruct model writes it.
+
+    - fenced blocks (```python ... ```): the first that defines `entry_point`, else the first;
+    - no fence: the text itself when it parses, else from its first line that starts code
+      (def, class, import, from, a decorator), dropping a prose preamble such as "Sure! Here...".
+    """
+    blocks = _FENCED_BLOCK.findall(text)
+    if blocks:
+        if entry_point:
+            defines = re.compile(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", re.M)
+            blocks = [b for b in blocks if defines.search(b)] or blocks
+        return blocks[0].rstrip("\n")
+    if _parses(text):
+        return text
+    start = _CODE_LINE.search(text)
+    return text[start.start() :] if start else text
+
+
+def parses_as_python(text: str) -> bool:
+    """Whether `ast.parse` accepts the code extract_code finds; blank text does not count as code."""
+    return _parses(extract_code(text))
+
+
 def code_parse_rate(generations: Sequence[str]) -> float:
-    """Share of generations that parse as Python after a surrounding ``` fence is removed."""
+    """Share of generations whose extracted code (extract_code) parses as Python."""
     return _mean([float(parses_as_python(g)) for g in generations])
 
 

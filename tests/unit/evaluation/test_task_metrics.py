@@ -8,12 +8,12 @@ from aistudio.evaluation.metrics import (
     code_parse_rate,
     domain_metrics,
     exact_match,
+    extract_code,
     latency_summary,
     length_stats,
     parses_as_python,
     repetition_rate,
     rouge_scores,
-    strip_code_fence,
     token_f1,
     token_overlap_f1,
 )
@@ -42,10 +42,25 @@ def test_parse_rate_of_a_mix_counts_fenced_code_and_not_blank_output() -> None:
 
 
 def test_fence_is_stripped_even_when_generation_stopped_before_closing_it() -> None:
-    assert strip_code_fence("```py\nx = 1\n```") == "x = 1"
-    assert strip_code_fence("```\nx = 1") == "x = 1"
-    assert strip_code_fence("x = 1") == "x = 1"
+    assert extract_code("```py\nx = 1\n```") == "x = 1"
+    assert extract_code("```\nx = 1") == "x = 1"
+    assert extract_code("x = 1") == "x = 1"
     assert parses_as_python("```python\nreturn_value = 2\n")
+
+
+def test_code_is_found_in_the_block_that_defines_the_entry_point_amid_prose() -> None:
+    text = (
+        "Sure! First a helper:\n```python\ndef helper():\n    return 1\n```\n"
+        "And the function:\n```python\ndef total(xs):\n    return sum(xs)\n```\nHope it helps."
+    )
+    assert extract_code(text, "total") == "def total(xs):\n    return sum(xs)"
+    assert extract_code(text) == "def helper():\n    return 1"
+
+
+def test_an_unfenced_prose_preamble_is_dropped_before_the_first_code_line() -> None:
+    text = "Here is the function you asked for:\ndef total(xs):\n    return sum(xs)\n"
+    assert extract_code(text, "total") == "def total(xs):\n    return sum(xs)\n"
+    assert parses_as_python(text)
 
 
 def test_exact_match_ignores_whitespace_runs_only() -> None:

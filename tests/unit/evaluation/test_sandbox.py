@@ -189,7 +189,7 @@ def test_the_sample_gets_its_own_network_namespace_where_the_kernel_allows_it() 
     assert result.passed == (result.network != "audit-hook")
 
 
-def test_pass_at_1_goes_on_after_a_killed_sample_and_skips_records_without_tests() -> None:
+def test_pass_at_1_goes_on_after_a_stuck_sample_and_skips_records_without_tests() -> None:
     records = [
         {"entry_point": "add", "tests": TESTS},
         {"entry_point": "add", "tests": TESTS},
@@ -198,15 +198,15 @@ def test_pass_at_1_goes_on_after_a_killed_sample_and_skips_records_without_tests
     ]
     predictions = [
         "Here you go:\n```python\n" + ADD + "```\nIt adds.",
-        "def add(a, b):\n    while True:\n        pass\n",
+        "import time\ntime.sleep(60)\n",
         "def add(a, b):\n    return a * b\n",
         ADD,
     ]
     metrics, results = pass_at_1(predictions, records, CFG)
     assert metrics[PASS_AT_1] == pytest.approx(1 / 3)
     assert metrics[PASS_AT_1_SAMPLES] == 3
-    assert metrics["sandbox_killed"] == 1 and metrics["sandbox_failed"] == 1
-    assert [r.outcome if r else None for r in results] == [PASSED, KILLED, FAILED, None]
+    assert metrics["sandbox_timeout"] == 1 and metrics["sandbox_failed"] == 1
+    assert [r.outcome if r else None for r in results] == [PASSED, TIMEOUT, FAILED, None]
 
 
 def test_pass_at_1_is_absent_when_no_record_has_tests() -> None:

@@ -23,6 +23,7 @@ from aistudio.evaluation.behavioural import SHOWN_CHARS, GenerateFn
 from aistudio.evaluation.metrics import PERPLEXITY, domain_metrics, latency_summary
 from aistudio.evaluation.perplexity import is_encoder_decoder, mean_nll, perplexity
 from aistudio.evaluation.results import FORMS, FormResult
+from aistudio.evaluation.sandbox import has_tests, pass_at_1
 from aistudio.modeling.family import ModelFamily
 from aistudio.modeling.prompts import example_from_record
 from aistudio.training.adapters import BASE_ALIASES, AdapterSet
@@ -56,6 +57,9 @@ def evaluate_form(
     n_examples: int = 3,
 ) -> FormResult:
     """Task metrics, perplexity and latency of one form on the first cfg.max_samples_per_domain records.
+
+    Records that carry unit tests (`tests`, `entry_point`: the code domain) also get pass@1, their
+    completions run against the tests in the sandbox (cfg.sandbox).
 
     `generate_fn` must already carry cfg.max_new_tokens (make_generate_fn does); it is called once
     untimed on the first prompt, so one-time costs (allocation, lazy init) stay out of p95, then
@@ -97,9 +101,17 @@ def evaluate_form(
         "mean_new_tokens": sum(tokens) / len(tokens),
         **domain_metrics(domain, predictions, references),
     }
+    outcomes: list[str | None] = [None] * len(records)
+    if any(has_tests(r) for r in records):
+        executed, results = pass_at_1(predictions, records, cfg.sandbox)
+        metrics.update(executed)
+        outcomes = [r.outcome if r else None for r in results]
     shown = [
         {"prompt": p[-SHOWN_CHARS:], "reference": r[:SHOWN_CHARS], "prediction": o[:SHOWN_CHARS]}
-        for p, r, o in list(zip(prompts, references, predictions, strict=True))[:n_examples]
+        | ({"tests": outcome} if outcome else {})
+        for p, r, o, outcome in list(zip(prompts, references, predictions, outcomes, strict=True))[
+            :n_examples
+        ]
     ]
     return FormResult(form, domain, len(records), metrics, shown)
 

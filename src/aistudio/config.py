@@ -8,7 +8,7 @@ collected and reported together, one line each, naming the file and the key path
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -369,11 +369,17 @@ class LoraConfig(Strict):
 
 # --- quantization, evaluation, registry ------------------------------------------------------------
 
-VARIANTS = ("4bit", "8bit", "dynamic")
+# Quantized variants, named once: 4bit = bitsandbytes NF4, 8bit = bitsandbytes LLM.int8, dynamic =
+# torchao int8 dynamic activations + int8 weights, int8_weight_only = torchao int8 weights only.
+QuantizedVariant = Literal["4bit", "8bit", "dynamic", "int8_weight_only"]
+VARIANTS: tuple[str, ...] = get_args(QuantizedVariant)
+FP32 = "fp32"  # the unquantized model: every variant is measured against it, and it can be served too
+ServingVariant = Literal[QuantizedVariant, "fp32"]
+SERVING_VARIANTS: tuple[str, ...] = (*VARIANTS, FP32)
 
 
 class QuantizationConfig(Strict):
-    variants: list[Literal["4bit", "8bit", "dynamic"]] = Field(default_factory=lambda: list(VARIANTS))
+    variants: list[QuantizedVariant] = Field(default_factory=lambda: list(VARIANTS))
     compute_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     double_quant: bool = True
     merged_domains: bool = False

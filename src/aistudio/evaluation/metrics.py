@@ -13,6 +13,7 @@ import string
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from rouge_score import rouge_scorer
@@ -21,10 +22,12 @@ from rouge_score import rouge_scorer
 PERPLEXITY = "perplexity"
 ROUGE_1, ROUGE_2, ROUGE_L = "rouge1", "rouge2", "rougeL"
 PARSE_RATE = "parse_rate"
+PASS_AT_1 = "pass_at_1"  # computed by evaluation/sandbox.py: it runs code
 EXACT_MATCH = "exact_match"
 TOKEN_F1 = "token_f1"
 REPETITION_RATE = "repetition_rate"
 MEAN_WORDS = "mean_words"
+LENGTH_RATIO = "length_ratio"
 P50_LATENCY, P95_LATENCY, TOKENS_PER_SECOND = "p50_s", "p95_s", "tokens_per_second"
 
 _ROUGE_TYPES = (ROUGE_1, ROUGE_2, ROUGE_L)
@@ -206,8 +209,15 @@ def latency_summary(seconds: Sequence[float], tokens: Sequence[int]) -> dict[str
 # --- per-domain task metrics ----------------------------------------------------------------------
 
 
+def length_ratio(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Mean words of the predictions over mean words of the references: < 1 too short, > 1 too long."""
+    _check_pairs(predictions, references)
+    reference_words = length_stats(references)[MEAN_WORDS]
+    return length_stats(predictions)[MEAN_WORDS] / reference_words if reference_words else 0.0
+
+
 def _summarization(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    return rouge_scores(predictions, references)
+    return {**rouge_scores(predictions, references), LENGTH_RATIO: length_ratio(predictions, references)}
 
 
 def _code(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
@@ -221,6 +231,7 @@ def _open_ended(predictions: Sequence[str], references: Sequence[str]) -> dict[s
         TOKEN_F1: token_overlap_f1(predictions, references),
         REPETITION_RATE: repetition_rate(predictions),
         MEAN_WORDS: length_stats(predictions)[MEAN_WORDS],
+        LENGTH_RATIO: length_ratio(predictions, references),
     }
 
 
@@ -237,3 +248,42 @@ def domain_metrics(domain: str, predictions: Sequence[str], references: Sequence
     """The task metrics of `domain`; a domain not in DOMAIN_METRICS is scored as open-ended text."""
     _check_pairs(predictions, references)
     return DOMAIN_METRICS.get(domain, _open_ended)(predictions, references)
+
+
+# --- the one metric per domain that decides ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrimaryMetric:
+    """The metric a domain is judged on, and what "better than the base" means for it.
+
+    Scores in [0, 1] (pass@1, ROUGE-L) gain in absolute points: 0.25 → 0.31 is +0.06. Perplexity
+    gains as a relative reduction: 20 → 18 is +0.10, so one margin reads the same on any scale.
+    """
+
+    name: str
+    higher_is_better: bool
+
+    def gain(self, value: float, base: float) -> float:
+        if self.higher_is_better:
+            return value - base
+        return (base - value) / base if base else 0.0
+
+    @property
+    def unit(self) -> str:
+        return "absolute points" if self.higher_is_better else "relative reduction"
+
+
+# Code: does it run; summaries: overlap with the reference summary; free text has no single right
+# answer, so the held-out reference's perplexity (how well the model predicts it) decides there.
+PRIMARY_METRICS: dict[str, PrimaryMetric] = {
+    "code": PrimaryMetric(PASS_AT_1, higher_is_better=True),
+    "summarization": PrimaryMetric(ROUGE_L, higher_is_better=True),
+    "creative": PrimaryMetric(PERPLEXITY, higher_is_better=False),
+    "analysis": PrimaryMetric(PERPLEXITY, higher_is_better=False),
+}
+
+
+def primary_metric(domain: str) -> PrimaryMetric:
+    """The domain's primary metric; a domain not in PRIMARY_METRICS is judged on perplexity."""
+    return PRIMARY_METRICS.get(domain, PrimaryMetric(PERPLEXITY, higher_is_better=False))

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from aistudio.config import SandboxConfig
-from aistudio.evaluation.metrics import extract_code
+from aistudio.evaluation.metrics import PASS_AT_1, extract_code
 
 CHILD = Path(__file__).with_name("sandbox_child.py")
 SANDBOX_USER = "nobody"
@@ -49,7 +49,6 @@ KILLED = "killed"  # a signal: CPU limit (SIGXCPU), output limit (SIGXFSZ), a cr
 NO_REPORT = "no_report"  # exited before the harness could report (sys.exit / os._exit in the code)
 OUTCOMES = (PASSED, FAILED, ERROR, NO_ENTRY_POINT, TIMEOUT, KILLED, NO_REPORT)
 
-PASS_AT_1 = "pass_at_1"
 PASS_AT_1_SAMPLES = "pass_at_1_samples"
 
 

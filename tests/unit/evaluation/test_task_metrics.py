@@ -10,8 +10,10 @@ from aistudio.evaluation.metrics import (
     exact_match,
     extract_code,
     latency_summary,
+    length_ratio,
     length_stats,
     parses_as_python,
+    primary_metric,
     repetition_rate,
     rouge_scores,
     token_f1,
@@ -108,11 +110,12 @@ def test_latency_summary_percentiles_are_over_calls_and_throughput_over_all_time
 @pytest.mark.parametrize(
     ("domain", "keys"),
     [
-        ("summarization", {"rouge1", "rouge2", "rougeL"}),
+        ("summarization", {"rouge1", "rouge2", "rougeL", "length_ratio"}),
         ("code", {"parse_rate", "exact_match"}),
-        ("creative", {"token_f1", "repetition_rate", "mean_words"}),
-        ("analysis", {"token_f1", "repetition_rate", "mean_words"}),
-        ("legal", {"token_f1", "repetition_rate", "mean_words"}),  # unknown domains: open-ended text
+        ("creative", {"token_f1", "repetition_rate", "mean_words", "length_ratio"}),
+        ("analysis", {"token_f1", "repetition_rate", "mean_words", "length_ratio"}),
+        # unknown domains: open-ended text
+        ("legal", {"token_f1", "repetition_rate", "mean_words", "length_ratio"}),
     ],
 )
 def test_each_domain_gets_its_task_metrics(domain: str, keys: set[str]) -> None:
@@ -122,3 +125,23 @@ def test_each_domain_gets_its_task_metrics(domain: str, keys: set[str]) -> None:
 def test_predictions_and_references_must_pair_up() -> None:
     with pytest.raises(ValueError, match="2 predictions for 1 references"):
         domain_metrics("code", ["a", "b"], ["a"])
+
+
+def test_length_ratio_is_prediction_words_over_reference_words() -> None:
+    assert length_ratio(["one two", "one two three four"], ["a b c", "a b c"]) == pytest.approx(1.0)
+    assert length_ratio(["one"], ["a b c d"]) == pytest.approx(0.25)
+    assert length_ratio(["one"], [""]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("domain", "value", "base", "gain"),
+    [
+        ("code", 0.3125, 0.25, 0.0625),  # pass@1: absolute points
+        ("summarization", 0.30, 0.20, 0.10),  # ROUGE-L: absolute points
+        ("creative", 18.0, 20.0, 0.10),  # perplexity: relative reduction
+        ("analysis", 22.0, 20.0, -0.10),
+        ("legal", 9.0, 10.0, 0.10),  # unknown domains are judged on perplexity
+    ],
+)
+def test_primary_metric_gain_per_domain(domain: str, value: float, base: float, gain: float) -> None:
+    assert primary_metric(domain).gain(value, base) == pytest.approx(gain)

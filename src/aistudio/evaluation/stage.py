@@ -156,7 +156,9 @@ class _Forms:
             generate = make_generate_fn(served, tokenizer, family, domain, tokens)
             self.behaviour[domain] = {
                 "invariance": invariance_check(generate, INVARIANCE_PROMPTS[domain], domain=domain),
-                "minimum_functionality": minimum_functionality(generate, domain),
+                "minimum_functionality": minimum_functionality(
+                    generate, domain, self.params.evaluation.sandbox
+                ),
             }
 
     def variant_cost(self, variant: str, directory: Path) -> VariantCandidate:

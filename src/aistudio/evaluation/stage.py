@@ -18,6 +18,14 @@ from aistudio import layout, tracking
 from aistudio.config import FP32, GatesConfig, MlflowConfig, Params
 from aistudio.errors import UserError
 from aistudio.evaluation.behavioural import INVARIANCE_PROMPTS, invariance_check, minimum_functionality
+from aistudio.evaluation.description import (
+    TABLE_ARTIFACT,
+    ModelFacts,
+    adapter_parameter_count,
+    describe_version,
+    evaluation_table,
+    package_licence,
+)
 from aistudio.evaluation.evaluate import evaluate_form, make_generate_fn, make_nll_fn
 from aistudio.evaluation.gates import (
     PLUMBING,
@@ -133,6 +141,7 @@ class _Forms:
     adapters: Mapping[str, Path]
     results: dict[str, dict[str, FormResult]] = field(default_factory=dict)
     behaviour: dict[str, dict[str, Any]] = field(default_factory=dict)
+    base_parameters: int = 0
 
     def records(self, domain: str) -> list[Mapping[str, Any]]:
         return for_domain(self.test, domain)[: self.params.evaluation.max_samples_per_domain]
@@ -206,6 +215,7 @@ def _evaluate_forms(
         raise UserError(f"{layout.split_path(processed_dir, 'test')}: the test split is empty")
     forms = _Forms(params, model, test, adapters, {d: {} for d in domains})
     base, tokenizer, _, family = load_model_dir(layout.base_dir(model), expect_model=model)
+    forms.base_parameters = sum(p.numel() for p in base.parameters())
     adapter_set = AdapterSet.load(base, family, adapters)
     for domain in domains:
         forms.run("base", domain, adapter_set, tokenizer, family, None)
@@ -291,10 +301,24 @@ def evaluate_model(
             extra_files={REFERENCE_PROFILE: reference},
         )
         reference.unlink()
+        facts = model_facts(params, model, lineage, forms.base_parameters, adapters)
+        description = describe_version(facts, results, gate, choice, list(adapters))
+        tracking.log_table(evaluation_table(model, results), TABLE_ARTIFACT)
+        tracking.log_text(description, "description.md")
         version = registry.register_bundle(
-            registered, layout.bundle_dir(model, bundles), run.info.run_id, {"aistudio.model": model}
+            registered,
+            layout.bundle_dir(model, bundles),
+            run.info.run_id,
+            {"aistudio.model": model},
+            description,
         )
         decision = registry.promote_if_better(registered, version, gate.passed, beats)
+        champion_version = registry.aliases(registered).get("champion")
+        registry.describe(
+            registered,
+            f"Latest evaluated: v{version}, {decision}. Champion: "
+            f"{f'v{champion_version}' if champion_version else 'none yet'}.\n\n{description}",
+        )
         registration = {
             "registered_model": registered,
             "version": version,
@@ -304,6 +328,29 @@ def evaluate_model(
         }
         log.info("%s: %s v%d %s", model, registered, version, decision)
     return ModelEvaluation(results, behaviour, gate, candidate, registration, choice)
+
+
+def model_facts(
+    params: Params,
+    model: str,
+    lineage: Mapping[str, str],
+    base_parameters: int,
+    adapters: Mapping[str, Path],
+) -> ModelFacts:
+    """What the registry description states about where `model` came from."""
+    cfg = params.models[model]
+    if cfg.init == "tiny":
+        base_model = f"random-init {cfg.family} model (params.yaml models.{model}.tiny)"
+        licence = "none (built by this project)"
+    else:
+        base_model = str(cfg.name_or_path)
+        licence = package_licence(base_model)
+    data_version = (
+        f"inputs md5 {lineage['aistudio.inputs_md5']} (base weights + test split), "
+        f"git {lineage['aistudio.git_commit']}, params {lineage['aistudio.params_hash']}"
+    )
+    adapter_parameters = adapter_parameter_count(next(iter(adapters.values()))) if adapters else None
+    return ModelFacts(model, base_model, licence, data_version, base_parameters, adapter_parameters)
 
 
 def _family_name(model: str) -> str:

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from aistudio import layout
 from aistudio.bundle import read_manifest
 from aistudio.config import load_mlflow_config, load_params
+from aistudio.evaluation.description import TABLE_ARTIFACT
 from aistudio.evaluation.stage import evaluate_model
 from aistudio.quantization import quantize_model
 from aistudio.registry import ModelRegistry
@@ -140,6 +141,7 @@ def test_a_good_candidate_is_promoted_and_a_scrambled_one_is_held_while_the_cham
     assert good.gate.gate_set == "plumbing"
     assert good.registration["decision"] == "promoted"
     assert registry.aliases(REGISTERED)["champion"] == good.registration["version"]
+    _assert_described(registry, good.registration["version"], good.variant.variant)
 
     backup = workspace / "lora-backup"
     shutil.copytree(layout.lora_dir(MODEL, "code").parent, backup)
@@ -156,6 +158,27 @@ def test_a_good_candidate_is_promoted_and_a_scrambled_one_is_held_while_the_cham
     assert bad.registration["decision"] == "held: failed the evaluation gates"
     assert registry.aliases(REGISTERED)["champion"] == good.registration["version"]
     assert registry.aliases(REGISTERED)["challenger"] == bad.registration["version"]
+
+
+def _assert_described(registry: ModelRegistry, version: int, variant: str) -> None:
+    """The version and the registered model carry the description; the run has the table artifact."""
+    described = registry.client.get_model_version(REGISTERED, str(version))
+    text = described.description
+    assert "**tiny** — base model `random-init causal model" in text
+    assert "inputs md5 " in text and "git " in text
+    assert "**Gates (plumbing): passed**" in text and "not model quality" in text
+    assert (
+        "| domain | metric | samples | base | fine-tuned − base | LoRA − base | quantized LoRA − base |"
+        in text
+    )
+    assert "LoRA: " in text and "trainable parameters per domain adapter" in text
+    model_text = registry.client.get_registered_model(REGISTERED).description
+    assert model_text.startswith(f"Latest evaluated: v{version}, promoted. Champion: v{version}.")
+    table_path = registry.client.download_artifacts(described.run_id, TABLE_ARTIFACT)
+    table = json.loads(Path(table_path).read_text())
+    assert {"model", "domain", "form", "samples", "perplexity"} <= set(table["columns"])
+    forms = 2 if variant == "fp32" else 3  # base, LoRA (and quantized LoRA); no fine-tunes were trained
+    assert len(table["data"]) == len(DOMAINS) * forms
 
 
 def test_the_gates_choose_the_served_variant_and_the_bundle_records_which_and_why(workspace: Path) -> None:

@@ -29,6 +29,9 @@ from aistudio.modeling.prompts import example_from_record
 from aistudio.training.adapters import BASE_ALIASES, AdapterSet
 
 Record = Mapping[str, Any]
+# Where a domain's answer is complete for scoring: an instruct model closes its code block and then
+# explains it for as long again; pass@1 runs the block, so the explanation is not generated.
+STOP_STRINGS: dict[str, tuple[str, ...]] = {"code": ("\n```\n",)}
 NllFn = Callable[[Sequence[Record]], tuple[float, int]]
 TokenCounter = Callable[[str], int]
 
@@ -149,22 +152,25 @@ def generate_completions(
     prompts: Sequence[str],
     max_new_tokens: int,
     max_prompt_length: int = 384,
+    stop_strings: Sequence[str] = (),
 ) -> Completions:
     """Greedy completions exactly as ModelFamily.generate makes them, with their token counts.
 
     Decoded text cannot be re-tokenized into the count reliably (a byte-level BPE model can emit
     half a UTF-8 character, which decodes to U+FFFD: one token becomes three), so the ids are
-    counted before decoding.
+    counted before decoding. A row also stops at any of `stop_strings` (kept in its text).
     """
     batch = family.prompt_batch(tokenizer, prompts, max_prompt_length)
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
+    stopping = {"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}
     output = model.generate(
         **batch,
         max_new_tokens=max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         do_sample=False,
+        **stopping,
     )
     rows = family.decode_generated(tokenizer, batch, output)
     # An encoder-decoder's rows start with the decoder start token, which was given, not generated.
@@ -191,6 +197,7 @@ def make_generate_fn(
     adapter: str | None,
     max_new_tokens: int,
     max_prompt_length: int = 384,
+    stop_strings: Sequence[str] = (),
 ) -> GenerateFn:
     """Greedy Completions from a model, or from an AdapterSet with `adapter` (None/'base': bare base).
 
@@ -202,14 +209,16 @@ def make_generate_fn(
         def generate_with_adapter(prompts: list[str]) -> list[str]:
             adapters.use(adapter)
             return generate_completions(
-                adapters.model, tokenizer, family, prompts, max_new_tokens, max_prompt_length
+                adapters.model, tokenizer, family, prompts, max_new_tokens, max_prompt_length, stop_strings
             )
 
         return generate_with_adapter
     model = _plain_model(model_or_adapter_set, adapter)
 
     def generate(prompts: list[str]) -> list[str]:
-        return generate_completions(model, tokenizer, family, prompts, max_new_tokens, max_prompt_length)
+        return generate_completions(
+            model, tokenizer, family, prompts, max_new_tokens, max_prompt_length, stop_strings
+        )
 
     return generate
 

@@ -26,7 +26,7 @@ from aistudio.evaluation.description import (
     evaluation_table,
     package_licence,
 )
-from aistudio.evaluation.evaluate import evaluate_form, make_generate_fn, make_nll_fn
+from aistudio.evaluation.evaluate import STOP_STRINGS, evaluate_form, make_generate_fn, make_nll_fn
 from aistudio.evaluation.gates import (
     PLUMBING,
     QUALITY,
@@ -150,7 +150,10 @@ class _Forms:
         self, form: str, domain: str, target: Any, tokenizer: Any, family: Any, adapter: str | None
     ) -> None:
         cfg = self.params.evaluation
-        generate = make_generate_fn(target, tokenizer, family, adapter, cfg.new_tokens(domain))
+        stops = STOP_STRINGS.get(domain, ())
+        generate = make_generate_fn(
+            target, tokenizer, family, adapter, cfg.new_tokens(domain), stop_strings=stops
+        )
         nll = make_nll_fn(target, tokenizer, family, adapter, cfg.batch_size, self.params.training.max_length)
         self.results[domain][form] = evaluate_form(
             generate, nll, self.records(domain), domain, cfg, form=form
@@ -162,7 +165,8 @@ class _Forms:
             if domain not in self.adapters:
                 continue
             tokens = self.params.evaluation.new_tokens(domain)
-            generate = make_generate_fn(served, tokenizer, family, domain, tokens)
+            stops = STOP_STRINGS.get(domain, ())
+            generate = make_generate_fn(served, tokenizer, family, domain, tokens, stop_strings=stops)
             self.behaviour[domain] = {
                 "invariance": invariance_check(generate, INVARIANCE_PROMPTS[domain], domain=domain),
                 "minimum_functionality": minimum_functionality(

@@ -37,11 +37,11 @@ from aistudio.environment import apply_offline_defaults
 from aistudio.evaluation.evaluate import generate_completions
 from aistudio.evaluation.perplexity import mean_nll, perplexity
 from aistudio.io import read_jsonl, write_json
+from aistudio.layout import BENCH_DIR, PROCESSED_DIR, split_path
 from aistudio.modeling.family import CausalFamily
 from aistudio.modeling.importing import check_sha256, convert_gguf, package_file
 from aistudio.modeling.loading import ModelCard
 from aistudio.modeling.prompts import example_from_record
-from aistudio.paths import BENCH_DIR, PROCESSED_DIR
 from aistudio.quantization import load_variant, quantize_variant, quiet_int8_cast_warning, weight_bytes
 from aistudio.training.adapters import attach_lora, trainable_parameter_share
 
@@ -72,7 +72,7 @@ def _progress(message: str) -> None:
 
 def held_out_records(workdir: Path) -> tuple[str, list[dict[str, Any]]]:
     """The processed validation split, or the sample corpus prepared in `workdir`."""
-    split = PROCESSED_DIR / "validation_data.jsonl"
+    split = split_path(PROCESSED_DIR, "validation")
     if split.exists():
         return str(split), read_jsonl(split)
     from aistudio.config import load_params

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from aistudio.config import Strict, validate
+from aistudio.config import SERVING_VARIANTS, ServingVariant, Strict, validate
 from aistudio.errors import UserError
 from aistudio.io import atomic_writer
 
@@ -37,7 +37,7 @@ MANIFEST = "manifest.json"
 BASE_DIR = "base"
 ADAPTERS_DIR = "adapters"
 REFERENCE_PROFILE = "reference_profile.json"
-BUNDLE_VARIANTS = ("4bit", "8bit", "dynamic", "fp32")
+BUNDLE_VARIANTS = SERVING_VARIANTS
 # Formats that unpickle (or may) on load: torch.save, joblib, numpy object arrays, checkpoints.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
 WEIGHT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
@@ -60,7 +60,7 @@ class Manifest(Strict):
     format: Literal["aistudio-bundle/1"] = BUNDLE_FORMAT
     model: str = Field(min_length=1)
     family: Literal["causal", "seq2seq"]
-    variant: Literal["4bit", "8bit", "dynamic", "fp32"]
+    variant: ServingVariant
     adapters: list[str] = Field(default_factory=list)
     files: dict[str, str]
     evaluation: dict[str, Any] = Field(default_factory=dict)

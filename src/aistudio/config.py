@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -370,11 +370,17 @@ class LoraConfig(Strict):
 
 # --- quantization, evaluation, registry ------------------------------------------------------------
 
-VARIANTS = ("4bit", "8bit", "dynamic")
+# Quantized variants, named once: 4bit = bitsandbytes NF4, 8bit = bitsandbytes LLM.int8, dynamic =
+# torchao int8 dynamic activations + int8 weights, int8_weight_only = torchao int8 weights only.
+QuantizedVariant = Literal["4bit", "8bit", "dynamic", "int8_weight_only"]
+VARIANTS: tuple[str, ...] = get_args(QuantizedVariant)
+FP32 = "fp32"  # the unquantized model: every variant is measured against it, and it can be served too
+ServingVariant = Literal[QuantizedVariant, "fp32"]
+SERVING_VARIANTS: tuple[str, ...] = (*VARIANTS, FP32)
 
 
 class QuantizationConfig(Strict):
-    variants: list[Literal["4bit", "8bit", "dynamic"]] = Field(default_factory=lambda: list(VARIANTS))
+    variants: list[QuantizedVariant] = Field(default_factory=lambda: list(VARIANTS))
     compute_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     double_quant: bool = True
     merged_domains: bool = False
@@ -384,33 +390,81 @@ class QuantizationConfig(Strict):
 
 
 GATE_METRICS = (
-    "max_perplexity",
+    "min_primary_gain",
+    "max_perplexity_vs_base",
+    "max_quantized_perplexity_increase",
+    "min_invariance_share",
+    "min_functionality_pass_rate",
+    "min_pass_at_1",
     "min_rouge_l",
     "min_parse_rate",
+    "max_perplexity",
     "max_p95_latency_s",
-    "max_quantized_perplexity_increase",
     "max_regression_vs_champion",
 )
 
 
 class GatesConfig(Strict):
-    """Thresholds a challenger must meet; any unknown gate name is an error (extra keys are forbidden)."""
+    """Thresholds the served form must meet (evaluation/gates.py holds the table of rules).
 
-    max_perplexity: float = Field(1e9, gt=0)
+    Any unknown gate name is an error (extra keys are forbidden).
+    """
+
+    # domain → margin by which the served form must beat the base on the domain's primary metric
+    # (metrics.PRIMARY_METRICS: pass@1 and ROUGE-L in absolute points, perplexity as a relative
+    # reduction); a domain left out must at least match the base (margin 0).
+    min_primary_gain: dict[str, float] = Field(default_factory=dict)
+    # served perplexity / base perplexity - 1, per domain; 0 = must not exceed the base's
+    max_perplexity_vs_base: float = Field(0.0, ge=0)
+    # chosen variant + LoRA vs fp32 + LoRA, worst domain; also what the variant choice applies
+    max_quantized_perplexity_increase: float = Field(0.05, ge=0)
+    min_invariance_share: ClosedUnit = 0.0
+    min_functionality_pass_rate: ClosedUnit = 0.0
+    min_pass_at_1: ClosedUnit = 0.0
     min_rouge_l: ClosedUnit = 0.0
     min_parse_rate: ClosedUnit = 0.0
+    max_perplexity: float = Field(1e9, gt=0)
     max_p95_latency_s: float = Field(60.0, gt=0)
-    max_quantized_perplexity_increase: float = Field(0.05, ge=0)
     max_regression_vs_champion: float = Field(0.05, ge=0)
+
+
+class SandboxConfig(Strict):
+    """Limits of the subprocess that runs generated code against its unit tests (evaluation/sandbox.py)."""
+
+    timeout_s: float = Field(10.0, gt=0)
+    cpu_seconds: int = Field(5, ge=1)
+    memory_mb: int = Field(512, ge=64)
+    max_output_kb: int = Field(1024, ge=1)
+    # false: no network namespace, the audit hook alone refuses sockets (weaker; tests use it)
+    network_namespace: bool = True
+
+
+def _unique(values: list[str]) -> list[str]:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"lists {repeated} more than once")
+    return values
 
 
 class EvaluationConfig(Strict):
     max_samples_per_domain: int = Field(16, ge=1)
     max_new_tokens: int = Field(32, ge=1)
+    # domain → max_new_tokens where a domain's answers need more (code) or less room than the default
+    domain_max_new_tokens: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
     batch_size: int = Field(8, ge=1)
-    serving_variant: Literal["4bit", "8bit", "dynamic", "fp32"] = "4bit"
+    # Candidates the gates choose the served variant from: the smallest on disk whose perplexity
+    # cost passes max_quantized_perplexity_increase; equal sizes go by this order.
+    serving_variants: Annotated[list[ServingVariant], AfterValidator(_unique)] = Field(
+        default_factory=lambda: list(SERVING_VARIANTS), min_length=1
+    )
     fail_on_gate: bool = False
+    sandbox: SandboxConfig = SandboxConfig()
     gates: GatesConfig = GatesConfig()
+    # For random-init models (`init: tiny`): their numbers measure the wiring, not quality.
+    plumbing_gates: GatesConfig = GatesConfig()
+
+    def new_tokens(self, domain: str) -> int:
+        return self.domain_max_new_tokens.get(domain, self.max_new_tokens)
 
 
 class Params(Strict):
@@ -429,9 +483,17 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:
+        evaluation = self.evaluation
+        per_domain = {
+            "finetune.domains": self.finetune.domains,
+            "evaluation.domain_max_new_tokens": evaluation.domain_max_new_tokens,
+            "evaluation.gates.min_primary_gain": evaluation.gates.min_primary_gain,
+            "evaluation.plumbing_gates.min_primary_gain": evaluation.plumbing_gates.min_primary_gain,
+        }
         problems = [
-            f"finetune.domains.{d} is not one of data.domains {self.data.domains}"
-            for d in self.finetune.domains
+            f"{section}.{d} is not one of data.domains {self.data.domains}"
+            for section, keys in per_domain.items()
+            for d in keys
             if d not in self.data.domains
         ]
         for name, model in self.models.items():

@@ -1,12 +1,13 @@
 """Quantized variants of a saved model, and what each costs and saves against the fp32 original.
 
-Three variants, each a standard HF directory (safetensors weights, the quantization config in
-config.json, tokenizer, model card) that `from_pretrained` reloads without a recipe:
+Four variants (names in config.VARIANTS), each a standard HF directory (safetensors weights, the
+quantization config in config.json, tokenizer, model card) that `from_pretrained` reloads
+without a recipe:
 
-    4bit     bitsandbytes NF4, double-quantised, compute in `quantization.compute_dtype`
-    8bit     bitsandbytes LLM.int8
-    dynamic  torchao int8 dynamic activations + int8 per-channel weights (int8 weight-only when
-             that does not round-trip), the CPU serving variant
+    4bit              bitsandbytes NF4, double-quantised, compute in `quantization.compute_dtype`
+    8bit              bitsandbytes LLM.int8
+    dynamic           torchao int8 dynamic activations + int8 per-channel weights
+    int8_weight_only  torchao int8 per-channel weights, activations in float
 
 Whether a variant works is probed, not assumed: the model is quantised, saved, reloaded and
 run. A backend that fails any step on this machine (not installed, no kernel for the
@@ -34,7 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from aistudio import layout, tracking
-from aistudio.config import LoraConfig, MlflowConfig, Params, QuantizationConfig
+from aistudio.config import FP32, LoraConfig, MlflowConfig, Params, QuantizationConfig
+from aistudio.config import VARIANTS as CONFIG_VARIANTS
 from aistudio.errors import UserError
 from aistudio.io import read_jsonl, write_json
 from aistudio.layout import merged_dir, split_path
@@ -47,9 +49,9 @@ from aistudio.training.adapters import ADAPTER_FILES, AdapterSet, attach_lora, s
 log = logging.getLogger(__name__)
 
 STAGE = "quantize_models"
-VARIANT_NAMES: tuple[str, ...] = ("4bit", "8bit", "dynamic")
+VARIANT_NAMES: tuple[str, ...] = CONFIG_VARIANTS
 # The unquantized model every variant is compared with; its directory is the source model's.
-REFERENCE = "fp32"
+REFERENCE = FP32
 VARIANT_FILE = "variant.json"
 
 Status = Literal["ok", "unavailable"]
@@ -136,18 +138,22 @@ VARIANTS: dict[str, VariantSpec] = {
         (Recipe("bitsandbytes LLM.int8 (8-bit)", _bnb_8bit),),
         cpu_note="LLM.int8 on CPU casts activations to float16 for every int8 matmul",
     ),
+    # torchao >= 0.14 stores both as Int8Tensor, which its safetensors support flattens. Two
+    # variants, not a fallback: their speed and quality differ, and the gates choose between them.
     "dynamic": VariantSpec(
         "dynamic",
         "torchao",
         (
-            # torchao >= 0.14 stores both as Int8Tensor, which its safetensors support flattens;
-            # weight-only stays as the fallback for a torchao that cannot save the dynamic config.
             Recipe(
                 "torchao Int8DynamicActivationInt8WeightConfig",
                 _torchao("Int8DynamicActivationInt8WeightConfig"),
             ),
-            Recipe("torchao Int8WeightOnlyConfig", _torchao("Int8WeightOnlyConfig")),
         ),
+    ),
+    "int8_weight_only": VariantSpec(
+        "int8_weight_only",
+        "torchao",
+        (Recipe("torchao Int8WeightOnlyConfig", _torchao("Int8WeightOnlyConfig")),),
     ),
 }
 

@@ -203,7 +203,12 @@ class ModelRegistry:
     # --- writing ---------------------------------------------------------------------------------
 
     def register_bundle(
-        self, registered_name: str, bundle_dir: Path, run_id: str, tags: Mapping[str, str] | None = None
+        self,
+        registered_name: str,
+        bundle_dir: Path,
+        run_id: str,
+        tags: Mapping[str, str] | None = None,
+        description: str | None = None,
     ) -> int:
         """Log the bundle under the run's `bundle/` artifacts, create a version there, alias it challenger.
 
@@ -229,7 +234,8 @@ class ModelRegistry:
                     source=f"{run.info.artifact_uri.rstrip('/')}/{BUNDLE_ARTIFACT}",
                     run_id=run_id,
                     tags=new_tags,
-                    description=f"{manifest.model} {manifest.variant} bundle, adapters: "
+                    description=description
+                    or f"{manifest.model} {manifest.variant} bundle, adapters: "
                     f"{', '.join(manifest.adapters) or 'none'}",
                 )
             except BaseException:
@@ -238,6 +244,14 @@ class ModelRegistry:
                 raise
             self.client.set_registered_model_alias(registered_name, CHALLENGER, str(version.version))
         return int(version.version)
+
+    def describe(self, name: str, description: str, version: int | None = None) -> None:
+        """Set the markdown description MLflow shows for the registered model, or for one version."""
+        with self._errors(f"registered model '{name}'"):
+            if version is None:
+                self.client.update_registered_model(name, description=description)
+            else:
+                self.client.update_model_version(name, str(version), description=description)
 
     def _ensure_registered_model(self, name: str, tags: Mapping[str, str]) -> bool:
         try:

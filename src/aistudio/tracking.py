@@ -167,3 +167,16 @@ def log_artifact(path: Path, artifact_path: str | None = None) -> None:
     import mlflow
 
     mlflow.log_artifact(str(path), artifact_path)
+
+
+def log_table(columns: Mapping[str, list[Any]], artifact_file: str) -> None:
+    """A table artifact of the active run, shown by the MLflow UI (Artifacts and Evaluation tabs)."""
+    import mlflow
+
+    mlflow.log_table(data=dict(columns), artifact_file=artifact_file)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_text(text, artifact_file)

@@ -19,6 +19,7 @@ from aistudio.modeling.tokenizer import train_bpe_tokenizer
 from aistudio.quantization import (
     REFERENCE,
     VARIANT_NAMES,
+    VARIANTS,
     generation_latency,
     merged_dir,
     perplexity,
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def test_variants_live_under_models_quantized_and_fp32_is_the_source_model() -> None:
-    assert VARIANT_NAMES == ("4bit", "8bit", "dynamic")
+    assert VARIANT_NAMES == ("4bit", "8bit", "dynamic", "int8_weight_only")
     assert variant_dir("phi2", "4bit") == Path("models/quantized/phi2/4bit")
     assert variant_dir("phi2", "dynamic", "code") == Path("models/quantized/phi2/domains/code/dynamic")
     assert variant_dir("phi2", REFERENCE) == layout.base_dir("phi2")
@@ -49,9 +50,14 @@ def test_variants_live_under_models_quantized_and_fp32_is_the_source_model() -> 
     )
 
 
+def test_every_variant_named_in_the_config_has_its_recipe() -> None:
+    assert set(VARIANTS) == set(VARIANT_NAMES)
+    assert all(VARIANTS[name].name == name and VARIANTS[name].recipes for name in VARIANT_NAMES)
+
+
 def test_unknown_variant_is_a_user_error_naming_the_choices(tmp_path: Path) -> None:
     with pytest.raises(
-        UserError, match=r"unknown quantized variant '2bit'.*'4bit', '8bit', 'dynamic', 'fp32'"
+        UserError, match=r"unknown quantized variant '2bit'.*'dynamic', 'int8_weight_only', 'fp32'"
     ):
         variant_dir("phi2", "2bit")
     with pytest.raises(UserError, match="quantization.variants: unknown variant '2bit'"):

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aistudio.config import PII_TYPES
+from aistudio.config import PII_TYPES, SandboxConfig
 from aistudio.data.pii import PiiScrubber
-from aistudio.evaluation.metrics import parses_as_python, repeated_ngram_share, token_f1
+from aistudio.evaluation.metrics import extract_code, parses_as_python, repeated_ngram_share, token_f1
 from aistudio.modeling.prompts import render_prompt
 
 GenerateFn = Callable[[list[str]], list[str]]
@@ -123,31 +123,40 @@ def invariance_check(
 
 # --- minimum functionality ----------------------------------------------------------------------
 
-Check = Callable[[str, str], bool]  # (task input, completion) → passed
+Check = Callable[["FunctionalityCase", str, SandboxConfig], bool]  # (case, completion, sandbox) → passed
 
 _MAX_REPETITION = 0.5
 
 
-def _non_empty(task_input: str, output: str) -> bool:
+def _non_empty(case: FunctionalityCase, output: str, sandbox: SandboxConfig) -> bool:
     return bool(output.strip())
 
 
-def _looks_like_code(task_input: str, output: str) -> bool:
+def _looks_like_code(case: FunctionalityCase, output: str, sandbox: SandboxConfig) -> bool:
     return parses_as_python(output) or "def " in output or "return" in output
 
 
-def _shorter_than_input(task_input: str, output: str) -> bool:
-    return 0 < len(output.split()) < len(task_input.split())
+def _shorter_than_input(case: FunctionalityCase, output: str, sandbox: SandboxConfig) -> bool:
+    return 0 < len(output.split()) < len(case.input.split())
 
 
-def _not_degenerate(task_input: str, output: str) -> bool:
+def _not_degenerate(case: FunctionalityCase, output: str, sandbox: SandboxConfig) -> bool:
     share = repeated_ngram_share(output, 3)
     return share is None or share <= _MAX_REPETITION
+
+
+def _passes_its_tests(case: FunctionalityCase, output: str, sandbox: SandboxConfig) -> bool:
+    # Imported here: the sandbox spawns processes, which the other checks never need.
+    from aistudio.evaluation.sandbox import run_sample
+
+    code = extract_code(output, case.entry_point)
+    return run_sample(code, case.tests, case.entry_point, sandbox).passed
 
 
 CHECKS: dict[str, Check] = {
     "non_empty": _non_empty,
     "looks_like_code": _looks_like_code,
+    "passes_its_tests": _passes_its_tests,
     "shorter_than_input": _shorter_than_input,
     "not_degenerate": _not_degenerate,
 }
@@ -158,6 +167,8 @@ class FunctionalityCase:
     instruction: str
     checks: tuple[str, ...]
     input: str = ""
+    entry_point: str = ""  # with `tests`: what passes_its_tests runs in the sandbox
+    tests: str = ""
 
     @property
     def prompt(self) -> str:
@@ -171,16 +182,25 @@ _ARTICLE = (
 )
 
 FUNCTIONALITY_CASES: dict[str, tuple[FunctionalityCase, ...]] = {
+    # The simplest functions a code model must get right; they run against their asserts.
     "code": (
         FunctionalityCase(
-            "Write a Python function that returns the sum of two numbers.", ("non_empty", "looks_like_code")
+            "Write a Python function `add(a, b)` that returns the sum of two numbers.",
+            ("non_empty", "passes_its_tests"),
+            entry_point="add",
+            tests="assert add(2, 3) == 5\nassert add(-1, 1) == 0\n",
         ),
         FunctionalityCase(
-            "Write a Python function is_even(n) that returns True when n is even.",
-            ("non_empty", "looks_like_code"),
+            "Write a Python function `is_even(n)` that returns True when n is even.",
+            ("non_empty", "passes_its_tests"),
+            entry_point="is_even",
+            tests="assert is_even(4) is True\nassert is_even(7) is False\n",
         ),
         FunctionalityCase(
-            "Write a Python function that reverses a string.", ("non_empty", "looks_like_code")
+            "Write a Python function `reverse_string(s)` that returns the string reversed.",
+            ("non_empty", "passes_its_tests"),
+            entry_point="reverse_string",
+            tests="assert reverse_string('abc') == 'cba'\nassert reverse_string('') == ''\n",
         ),
     ),
     "summarization": (
@@ -205,8 +225,14 @@ FUNCTIONALITY_CASES: dict[str, tuple[FunctionalityCase, ...]] = {
 _GENERIC_CASES = (FunctionalityCase("Describe what you can help with.", ("non_empty", "not_degenerate")),)
 
 
-def minimum_functionality(generate_fn: GenerateFn, domain: str) -> dict[str, Any]:
-    """Run the domain's fixed cases; a crash in `generate_fn` fails every case and is reported."""
+def minimum_functionality(
+    generate_fn: GenerateFn, domain: str, sandbox: SandboxConfig | None = None
+) -> dict[str, Any]:
+    """Run the domain's fixed cases; a crash in `generate_fn` fails every case and is reported.
+
+    Code cases run their completion against their asserts in the sandbox (`sandbox` limits).
+    """
+    sandbox = sandbox or SandboxConfig()
     cases = FUNCTIONALITY_CASES.get(domain, _GENERIC_CASES)
     error = None
     try:
@@ -217,7 +243,7 @@ def minimum_functionality(generate_fn: GenerateFn, domain: str) -> dict[str, Any
     rows = []
     for case, output in zip(cases, outputs, strict=True):
         checks = {"no_crash": error is None} | {
-            name: CHECKS[name](case.input, output) for name in case.checks
+            name: CHECKS[name](case, output, sandbox) for name in case.checks
         }
         rows.append(
             {

@@ -23,11 +23,15 @@ from aistudio.evaluation.behavioural import SHOWN_CHARS, GenerateFn
 from aistudio.evaluation.metrics import PERPLEXITY, domain_metrics, latency_summary
 from aistudio.evaluation.perplexity import is_encoder_decoder, mean_nll, perplexity
 from aistudio.evaluation.results import FORMS, FormResult
+from aistudio.evaluation.sandbox import has_tests, pass_at_1
 from aistudio.modeling.family import ModelFamily
 from aistudio.modeling.prompts import example_from_record
 from aistudio.training.adapters import BASE_ALIASES, AdapterSet
 
 Record = Mapping[str, Any]
+# Where a domain's answer is complete for scoring: an instruct model closes its code block and then
+# explains it for as long again; pass@1 runs the block, so the explanation is not generated.
+STOP_STRINGS: dict[str, tuple[str, ...]] = {"code": ("\n```\n",)}
 NllFn = Callable[[Sequence[Record]], tuple[float, int]]
 TokenCounter = Callable[[str], int]
 
@@ -56,6 +60,9 @@ def evaluate_form(
     n_examples: int = 3,
 ) -> FormResult:
     """Task metrics, perplexity and latency of one form on the first cfg.max_samples_per_domain records.
+
+    Records that carry unit tests (`tests`, `entry_point`: the code domain) also get pass@1, their
+    completions run against the tests in the sandbox (cfg.sandbox).
 
     `generate_fn` must already carry cfg.max_new_tokens (make_generate_fn does); it is called once
     untimed on the first prompt, so one-time costs (allocation, lazy init) stay out of p95, then
@@ -97,9 +104,17 @@ def evaluate_form(
         "mean_new_tokens": sum(tokens) / len(tokens),
         **domain_metrics(domain, predictions, references),
     }
+    outcomes: list[str | None] = [None] * len(records)
+    if any(has_tests(r) for r in records):
+        executed, results = pass_at_1(predictions, records, cfg.sandbox)
+        metrics.update(executed)
+        outcomes = [r.outcome if r else None for r in results]
     shown = [
         {"prompt": p[-SHOWN_CHARS:], "reference": r[:SHOWN_CHARS], "prediction": o[:SHOWN_CHARS]}
-        for p, r, o in list(zip(prompts, references, predictions, strict=True))[:n_examples]
+        | ({"tests": outcome} if outcome else {})
+        for p, r, o, outcome in list(zip(prompts, references, predictions, outcomes, strict=True))[
+            :n_examples
+        ]
     ]
     return FormResult(form, domain, len(records), metrics, shown)
 
@@ -137,22 +152,25 @@ def generate_completions(
     prompts: Sequence[str],
     max_new_tokens: int,
     max_prompt_length: int = 384,
+    stop_strings: Sequence[str] = (),
 ) -> Completions:
     """Greedy completions exactly as ModelFamily.generate makes them, with their token counts.
 
     Decoded text cannot be re-tokenized into the count reliably (a byte-level BPE model can emit
     half a UTF-8 character, which decodes to U+FFFD: one token becomes three), so the ids are
-    counted before decoding.
+    counted before decoding. A row also stops at any of `stop_strings` (kept in its text).
     """
     batch = family.prompt_batch(tokenizer, prompts, max_prompt_length)
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
+    stopping = {"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}
     output = model.generate(
         **batch,
         max_new_tokens=max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         do_sample=False,
+        **stopping,
     )
     rows = family.decode_generated(tokenizer, batch, output)
     # An encoder-decoder's rows start with the decoder start token, which was given, not generated.
@@ -179,6 +197,7 @@ def make_generate_fn(
     adapter: str | None,
     max_new_tokens: int,
     max_prompt_length: int = 384,
+    stop_strings: Sequence[str] = (),
 ) -> GenerateFn:
     """Greedy Completions from a model, or from an AdapterSet with `adapter` (None/'base': bare base).
 
@@ -190,14 +209,16 @@ def make_generate_fn(
         def generate_with_adapter(prompts: list[str]) -> list[str]:
             adapters.use(adapter)
             return generate_completions(
-                adapters.model, tokenizer, family, prompts, max_new_tokens, max_prompt_length
+                adapters.model, tokenizer, family, prompts, max_new_tokens, max_prompt_length, stop_strings
             )
 
         return generate_with_adapter
     model = _plain_model(model_or_adapter_set, adapter)
 
     def generate(prompts: list[str]) -> list[str]:
-        return generate_completions(model, tokenizer, family, prompts, max_new_tokens, max_prompt_length)
+        return generate_completions(
+            model, tokenizer, family, prompts, max_new_tokens, max_prompt_length, stop_strings
+        )
 
     return generate
 

@@ -2,28 +2,37 @@
 
 A *summary* (of the candidate, or of the champion as the registry stored it) is
 
-    {"domains": {"<domain>": {"perplexity": ..., "rougeL": ..., "parse_rate": ..., "p95_s": ...}},
-     "quantized_perplexity_increase": <relative, serving form vs the fp32 lora form; worst domain>}
+    {"domains":   {"<domain>": {"perplexity", "rougeL", "parse_rate", "pass_at_1", "p95_s", ...}},
+     "base":      {"<domain>": {"perplexity", <the domain's primary metric>}},
+     "behaviour": {"<domain>": {"invariance_share", "functionality_pass_rate"}},
+     "samples":   {"<domain>": <test records the served form was measured on>},
+     "quantized_perplexity_increase": <served variant + LoRA vs fp32 + LoRA, worst domain>}
 
-holding the metrics of the *serving* form (`gate_summary` builds one from FormResults).
+where "domains" holds the metrics of the *served* form and "base" those of the bare base model
+(`gate_summary` builds one from FormResults). Gates are rows of a table, one per GatesConfig field:
 
-Gates are rows of a table, one per GatesConfig field:
+| gate                              | rule                                                | applies to    |
+|-----------------------------------|-----------------------------------------------------|---------------|
+| min_primary_gain                  | primary metric gain over the base >= margin[domain] | every domain  |
+| max_perplexity_vs_base            | perplexity / base perplexity - 1 <= x               | every domain  |
+| max_quantized_perplexity_increase | quantized_perplexity_increase <= x                  | the candidate |
+| min_invariance_share              | behaviour.invariance_share >= x                     | every domain  |
+| min_functionality_pass_rate       | behaviour.functionality_pass_rate >= x              | every domain  |
+| min_pass_at_1                     | pass_at_1 >= x                                      | code          |
+| min_rouge_l                       | rougeL >= x                                         | summarization |
+| min_parse_rate                    | parse_rate >= x                                     | code          |
+| max_perplexity                    | perplexity <= x                                     | every domain  |
+| max_p95_latency_s                 | p95_s (per batch) <= x                              | every domain  |
+| max_regression_vs_champion        | see below                                           | champion's    |
 
-| gate                              | metric                        | rule     | applies to                  |
-|-----------------------------------|-------------------------------|----------|-----------------------------|
-| max_perplexity                    | perplexity                    | <=       | every domain                |
-| min_rouge_l                       | rougeL                        | >=       | summarization               |
-| min_parse_rate                    | parse_rate                    | >=       | code                        |
-| max_p95_latency_s                 | p95_s (per batch)             | <=       | every domain                |
-| max_quantized_perplexity_increase | quantized_perplexity_increase | <=       | the candidate as a whole    |
-| max_regression_vs_champion        | see below                     | <=       | domains the champion has    |
+The primary metric and what its gain means are metrics.PRIMARY_METRICS (pass@1 and ROUGE-L
+gain in absolute points, perplexity as a relative reduction).
 
 `max_regression_vs_champion` (X) compares with the champion, and passes with reason "no champion"
 when there is none:
   - perplexity: mean over the champion's domains may rise by at most X, relative
     (candidate_mean / champion_mean - 1 <= X);
-  - rougeL (summarization) and parse_rate (code) may drop by at most X, absolute
-    (champion - candidate <= X).
+  - rougeL (summarization), parse_rate and pass_at_1 (code) may drop by at most X, absolute.
 
 A domain-specific gate whose domain was not evaluated at all is not applicable and passes (a
 project may have no summarization data); a domain that was evaluated but lacks the metric fails
@@ -37,17 +46,33 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from aistudio.config import GATE_METRICS, EvaluationConfig, GatesConfig
-from aistudio.evaluation.metrics import P95_LATENCY, PARSE_RATE, PERPLEXITY, ROUGE_L
+from aistudio.config import FP32, GatesConfig
+from aistudio.evaluation.metrics import (
+    P95_LATENCY,
+    PARSE_RATE,
+    PASS_AT_1,
+    PERPLEXITY,
+    ROUGE_L,
+    primary_metric,
+)
 from aistudio.evaluation.results import FormResult, form_metrics
 
 QUANTIZED_PERPLEXITY_INCREASE = "quantized_perplexity_increase"
-# What a summary keeps of each domain's metrics.
-SUMMARY_METRICS: tuple[str, ...] = (PERPLEXITY, ROUGE_L, PARSE_RATE, P95_LATENCY)
+INVARIANCE_SHARE = "invariance_share"
+FUNCTIONALITY_PASS_RATE = "functionality_pass_rate"
+# What a summary keeps of each domain's served metrics.
+SUMMARY_METRICS: tuple[str, ...] = (PERPLEXITY, ROUGE_L, PARSE_RATE, PASS_AT_1, P95_LATENCY)
 EVERY_DOMAIN = "*"
 NO_CHAMPION = "no champion"
+# Differences of scores are not exact in binary (0.35 - 0.25 < 0.1): a gain this close to its margin meets it.
+MARGIN_TOLERANCE = 1e-9
+QUALITY, PLUMBING = "quality", "plumbing"
+PLUMBING_NOTE = (
+    "random-init plumbing model: its numbers show the pipeline is wired end to end, not model quality"
+)
 
 Summary = Mapping[str, Any]
+Source = Literal["domains", "behaviour", "candidate"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,7 @@ class GateReport:
     results: tuple[GateResult, ...]
     candidate: Summary
     champion: Summary | None
+    gate_set: str = QUALITY  # "plumbing" for a random-init model: its gates check wiring, not quality
 
     @property
     def passed(self) -> bool:
@@ -76,42 +102,68 @@ class GateReport:
         return [r for r in self.results if not r.passed]
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "passed": self.passed,
+            "gate_set": self.gate_set,
+            "failed": [r.name + (f"[{r.domain}]" if r.domain else "") for r in self.failures],
             "gates": [asdict(r) for r in self.results],
             "candidate": self.candidate,
             "champion": self.champion,
         }
+        if self.gate_set == PLUMBING:
+            data["note"] = PLUMBING_NOTE
+        return data
 
 
 # --- summaries ------------------------------------------------------------------------------------
 
 
-def serving_form(cfg: EvaluationConfig) -> str:
-    """The form production serves: the adapter on the quantized base, unless serving fp32."""
-    return "lora" if cfg.serving_variant == "fp32" else "quantized_lora"
+def serving_form(variant: str) -> str:
+    """The form production serves: the adapter on the quantized base, or on the fp32 base."""
+    return "lora" if variant == FP32 else "quantized_lora"
+
+
+def _floats(metrics: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, float]:
+    return {m: float(metrics[m]) for m in names if m in metrics}
 
 
 def gate_summary(
     by_domain: Mapping[str, Mapping[str, FormResult | Mapping[str, Any]]],
     serving: str,
+    behaviour: Mapping[str, Mapping[str, Any]] | None = None,
     reference: str = "lora",
 ) -> dict[str, Any]:
-    """The summary of one model from its domain → form → result table.
+    """The summary of one model from its domain → form → result table (and behavioural reports).
 
     quantized_perplexity_increase is the worst domain's serving/reference perplexity ratio - 1
     (0 when serving *is* the reference); it is left out when no domain has both forms.
+    `behaviour` is domain → {'invariance': report, 'minimum_functionality': report}.
     """
     domains: dict[str, dict[str, float]] = {}
+    base: dict[str, dict[str, float]] = {}
+    samples: dict[str, int] = {}
     increases: list[float] = []
     for domain, forms in by_domain.items():
         served = form_metrics(forms[serving]) if serving in forms else {}
-        domains[domain] = {m: float(served[m]) for m in SUMMARY_METRICS if m in served}
+        domains[domain] = _floats(served, SUMMARY_METRICS)
+        if serving in forms:
+            result = forms[serving]
+            samples[domain] = result.n_samples if isinstance(result, FormResult) else result["n_samples"]
+        if "base" in forms:
+            base[domain] = _floats(form_metrics(forms["base"]), (PERPLEXITY, primary_metric(domain).name))
         if serving == reference:
             increases.append(0.0)
         elif PERPLEXITY in served and reference in forms and PERPLEXITY in form_metrics(forms[reference]):
             increases.append(served[PERPLEXITY] / form_metrics(forms[reference])[PERPLEXITY] - 1.0)
-    summary: dict[str, Any] = {"domains": domains}
+    summary: dict[str, Any] = {"domains": domains, "base": base, "samples": samples}
+    if behaviour is not None:
+        summary["behaviour"] = {
+            domain: {
+                INVARIANCE_SHARE: float(checks["invariance"]["invariant_share"]),
+                FUNCTIONALITY_PASS_RATE: float(checks["minimum_functionality"]["pass_rate"]),
+            }
+            for domain, checks in behaviour.items()
+        }
     if increases:
         summary[QUANTIZED_PERPLEXITY_INCREASE] = max(increases)
     return summary
@@ -126,15 +178,23 @@ class ThresholdGate:
     metric: str
     bound: Literal["max", "min"]
     scope: str | None  # EVERY_DOMAIN, one domain, or None for a candidate-wide value
+    source: Source = "domains"  # the summary section the metric is read from
 
 
 THRESHOLD_GATES: tuple[ThresholdGate, ...] = (
-    ThresholdGate("max_perplexity", PERPLEXITY, "max", EVERY_DOMAIN),
+    ThresholdGate(
+        "max_quantized_perplexity_increase", QUANTIZED_PERPLEXITY_INCREASE, "max", None, "candidate"
+    ),
+    ThresholdGate("min_invariance_share", INVARIANCE_SHARE, "min", EVERY_DOMAIN, "behaviour"),
+    ThresholdGate("min_functionality_pass_rate", FUNCTIONALITY_PASS_RATE, "min", EVERY_DOMAIN, "behaviour"),
+    ThresholdGate("min_pass_at_1", PASS_AT_1, "min", "code"),
     ThresholdGate("min_rouge_l", ROUGE_L, "min", "summarization"),
     ThresholdGate("min_parse_rate", PARSE_RATE, "min", "code"),
+    ThresholdGate("max_perplexity", PERPLEXITY, "max", EVERY_DOMAIN),
     ThresholdGate("max_p95_latency_s", P95_LATENCY, "max", EVERY_DOMAIN),
-    ThresholdGate("max_quantized_perplexity_increase", QUANTIZED_PERPLEXITY_INCREASE, "max", None),
 )
+# Gates comparing the served form with the base model, per domain.
+BASE_GATES = ("min_primary_gain", "max_perplexity_vs_base")
 
 REGRESSION_GATE = "max_regression_vs_champion"
 # (metric, domain): None means the mean over the champion's domains, compared relatively;
@@ -143,13 +203,13 @@ REGRESSION_CHECKS: tuple[tuple[str, str | None], ...] = (
     (PERPLEXITY, None),
     (ROUGE_L, "summarization"),
     (PARSE_RATE, "code"),
+    (PASS_AT_1, "code"),
 )
 
-_COVERED = {g.name for g in THRESHOLD_GATES} | {REGRESSION_GATE}
-if _COVERED != set(GATE_METRICS):  # a gate added to the config must get its logic here
-    raise RuntimeError(
-        f"gates.py covers {sorted(_COVERED)} but config.GATE_METRICS is {sorted(GATE_METRICS)}"
-    )
+
+def covered_gates() -> set[str]:
+    """The GatesConfig fields this module has logic for (a test holds it equal to GATE_METRICS)."""
+    return {g.name for g in THRESHOLD_GATES} | set(BASE_GATES) | {REGRESSION_GATE}
 
 
 def _number(mapping: Mapping[str, Any] | None, key: str) -> float | None:
@@ -159,8 +219,12 @@ def _number(mapping: Mapping[str, Any] | None, key: str) -> float | None:
     return float(value)
 
 
+def _section(summary: Summary | None, name: str) -> Mapping[str, Mapping[str, Any]]:
+    return (summary or {}).get(name) or {}
+
+
 def _domains(summary: Summary | None) -> Mapping[str, Mapping[str, Any]]:
-    return (summary or {}).get("domains") or {}
+    return _section(summary, "domains")
 
 
 def _missing(metric: str, domain: str | None) -> str:
@@ -184,19 +248,61 @@ def _compare(gate: ThresholdGate, value: float | None, threshold: float, domain:
 def _threshold_results(gate: ThresholdGate, threshold: float, candidate: Summary) -> list[GateResult]:
     if gate.scope is None:
         return [_compare(gate, _number(candidate, gate.metric), threshold, None)]
-    domains = _domains(candidate)
+    # Which domains a gate covers is decided by what was evaluated, whatever section it reads.
+    evaluated = _domains(candidate)
+    values = _section(candidate, gate.source)
     if gate.scope == EVERY_DOMAIN:
-        if not domains:
-            return [
-                GateResult(
-                    gate.name, False, None, threshold, "no per-domain metrics in the candidate", gate.metric
-                )
-            ]
-        return [_compare(gate, _number(m, gate.metric), threshold, d) for d, m in domains.items()]
-    if gate.scope not in domains:
+        if not evaluated:
+            reason = "no per-domain metrics in the candidate"
+            return [GateResult(gate.name, False, None, threshold, reason, gate.metric)]
+        return [_compare(gate, _number(values.get(d), gate.metric), threshold, d) for d in evaluated]
+    if gate.scope not in evaluated:
         reason = f"not applicable: no {gate.scope} results"
         return [GateResult(gate.name, True, None, threshold, reason, gate.metric, gate.scope)]
-    return [_compare(gate, _number(domains[gate.scope], gate.metric), threshold, gate.scope)]
+    return [_compare(gate, _number(values.get(gate.scope), gate.metric), threshold, gate.scope)]
+
+
+def _versus_base(name: str, domain: str, metric: str, threshold: float, candidate: Summary) -> GateResult:
+    """One domain's served metric against the base's: a gain (min_primary_gain) or a rise (perplexity)."""
+
+    def result(passed: bool, value: float | None, reason: str) -> GateResult:
+        return GateResult(name, passed, value, threshold, reason, metric, domain)
+
+    ours = _number(_domains(candidate).get(domain), metric)
+    base = _number(_section(candidate, "base").get(domain), metric)
+    if ours is None or base is None:
+        which = "served form" if ours is None else "base"
+        return result(False, None, f"{_missing(metric, domain)} ({which})")
+    if math.isnan(ours) or math.isnan(base):
+        return result(False, None, f"{metric} is NaN for {domain}")
+    compared = f"{metric} {ours:.4g} vs base {base:.4g} for {domain}"
+    if name == "max_perplexity_vs_base":
+        rise = ours / base - 1.0 if base else math.inf
+        passed = rise <= threshold + MARGIN_TOLERANCE
+        return result(passed, rise, f"{compared}: {rise:+.2%} {'<=' if passed else '>'} +{threshold:.2%}")
+    primary = primary_metric(domain)
+    gain = primary.gain(ours, base)
+    passed = gain >= threshold - MARGIN_TOLERANCE
+    op = ">=" if passed else "<"
+    return result(passed, gain, f"{compared}: gain {gain:+.4g} {op} {threshold:g} ({primary.unit})")
+
+
+def _base_results(gates: GatesConfig, candidate: Summary) -> list[GateResult]:
+    domains = list(_domains(candidate))
+    if not domains:
+        reason = "no per-domain metrics in the candidate"
+        return [GateResult(name, False, None, 0.0, reason) for name in BASE_GATES]
+    results = [
+        _versus_base(
+            "min_primary_gain", d, primary_metric(d).name, gates.min_primary_gain.get(d, 0.0), candidate
+        )
+        for d in domains
+    ]
+    results += [
+        _versus_base("max_perplexity_vs_base", d, PERPLEXITY, gates.max_perplexity_vs_base, candidate)
+        for d in domains
+    ]
+    return results
 
 
 def mean_perplexity(summary: Summary, domains: list[str]) -> float | None:
@@ -254,13 +360,18 @@ def _regression_results(limit: float, candidate: Summary, champion: Summary | No
     return [_regression(metric, domain, limit, candidate, champion) for metric, domain in REGRESSION_CHECKS]
 
 
-def check_gates(candidate: Summary, gates: GatesConfig, champion: Summary | None) -> GateReport:
-    """Every gate of the table against the candidate summary (and the champion's, when there is one)."""
-    results: list[GateResult] = []
+def check_gates(
+    candidate: Summary, gates: GatesConfig, champion: Summary | None, gate_set: str = QUALITY
+) -> GateReport:
+    """Every gate of the table against the candidate summary (and the champion's, when there is one).
+
+    Never raises on a bad candidate: every gate that fails is in the report with its reason.
+    """
+    results = _base_results(gates, candidate)
     for gate in THRESHOLD_GATES:
         results += _threshold_results(gate, getattr(gates, gate.name), candidate)
     results += _regression_results(gates.max_regression_vs_champion, candidate, champion)
-    return GateReport(tuple(results), candidate, champion)
+    return GateReport(tuple(results), candidate, champion, gate_set)
 
 
 def beats_champion(candidate: Summary, champion: Summary | None) -> bool:

@@ -13,6 +13,7 @@ import string
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from rouge_score import rouge_scorer
@@ -21,10 +22,12 @@ from rouge_score import rouge_scorer
 PERPLEXITY = "perplexity"
 ROUGE_1, ROUGE_2, ROUGE_L = "rouge1", "rouge2", "rougeL"
 PARSE_RATE = "parse_rate"
+PASS_AT_1 = "pass_at_1"  # computed by evaluation/sandbox.py: it runs code
 EXACT_MATCH = "exact_match"
 TOKEN_F1 = "token_f1"
 REPETITION_RATE = "repetition_rate"
 MEAN_WORDS = "mean_words"
+LENGTH_RATIO = "length_ratio"
 P50_LATENCY, P95_LATENCY, TOKENS_PER_SECOND = "p50_s", "p95_s", "tokens_per_second"
 
 _ROUGE_TYPES = (ROUGE_1, ROUGE_2, ROUGE_L)
@@ -96,24 +99,12 @@ def token_overlap_f1(predictions: Sequence[str], references: Sequence[str]) -> f
 
 # --- code -----------------------------------------------------------------------------------------
 
-_FENCE_OPEN = re.compile(r"\A\s*```[^\n]*\n?")
-_FENCE_CLOSE = re.compile(r"\n?```\s*\Z")
+# A fenced block anywhere in a completion; one cut off at max_new_tokens runs to the end.
+_FENCED_BLOCK = re.compile(r"```[^\n`]*\n(.*?)(?:```|\Z)", re.S)
+_CODE_LINE = re.compile(r"^(?:async def |def |class |import |from |@)", re.M)
 
 
-def strip_code_fence(text: str) -> str:
-    """The code inside a surrounding ``` fence (with or without a language tag); other text as is.
-
-    A lone opening fence is stripped too: generation cut off at max_new_tokens never closes it.
-    """
-    opened = _FENCE_OPEN.match(text)
-    if not opened:
-        return text
-    return _FENCE_CLOSE.sub("", text[opened.end() :])
-
-
-def parses_as_python(text: str) -> bool:
-    """Whether `ast.parse` accepts the (unfenced) text; blank text does not count as code."""
-    code = strip_code_fence(text)
+def _parses(code: str) -> bool:
     if not code.strip():
         return False  # ast.parse("") succeeds, but an empty completion is not working code
     try:
@@ -126,8 +117,32 @@ def parses_as_python(text: str) -> bool:
     return True
 
 
+def extract_code(text: str, entry_point: str | None = None) -> str:
+    """The Python source in a completion, as an instruct model writes it.
+
+    - fenced blocks (```python ... ```): the first that defines `entry_point`, else the first;
+    - no fence: the text itself when it parses, else from its first line that starts code
+      (def, class, import, from, a decorator), dropping a prose preamble such as "Sure! Here...".
+    """
+    blocks = _FENCED_BLOCK.findall(text)
+    if blocks:
+        if entry_point:
+            defines = re.compile(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", re.M)
+            blocks = [b for b in blocks if defines.search(b)] or blocks
+        return blocks[0].rstrip("\n")
+    if _parses(text):
+        return text
+    start = _CODE_LINE.search(text)
+    return text[start.start() :] if start else text
+
+
+def parses_as_python(text: str) -> bool:
+    """Whether `ast.parse` accepts the code extract_code finds; blank text does not count as code."""
+    return _parses(extract_code(text))
+
+
 def code_parse_rate(generations: Sequence[str]) -> float:
-    """Share of generations that parse as Python after a surrounding ``` fence is removed."""
+    """Share of generations whose extracted code (extract_code) parses as Python."""
     return _mean([float(parses_as_python(g)) for g in generations])
 
 
@@ -194,8 +209,15 @@ def latency_summary(seconds: Sequence[float], tokens: Sequence[int]) -> dict[str
 # --- per-domain task metrics ----------------------------------------------------------------------
 
 
+def length_ratio(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Mean words of the predictions over mean words of the references: < 1 too short, > 1 too long."""
+    _check_pairs(predictions, references)
+    reference_words = length_stats(references)[MEAN_WORDS]
+    return length_stats(predictions)[MEAN_WORDS] / reference_words if reference_words else 0.0
+
+
 def _summarization(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    return rouge_scores(predictions, references)
+    return {**rouge_scores(predictions, references), LENGTH_RATIO: length_ratio(predictions, references)}
 
 
 def _code(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
@@ -209,6 +231,7 @@ def _open_ended(predictions: Sequence[str], references: Sequence[str]) -> dict[s
         TOKEN_F1: token_overlap_f1(predictions, references),
         REPETITION_RATE: repetition_rate(predictions),
         MEAN_WORDS: length_stats(predictions)[MEAN_WORDS],
+        LENGTH_RATIO: length_ratio(predictions, references),
     }
 
 
@@ -225,3 +248,42 @@ def domain_metrics(domain: str, predictions: Sequence[str], references: Sequence
     """The task metrics of `domain`; a domain not in DOMAIN_METRICS is scored as open-ended text."""
     _check_pairs(predictions, references)
     return DOMAIN_METRICS.get(domain, _open_ended)(predictions, references)
+
+
+# --- the one metric per domain that decides ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrimaryMetric:
+    """The metric a domain is judged on, and what "better than the base" means for it.
+
+    Scores in [0, 1] (pass@1, ROUGE-L) gain in absolute points: 0.25 → 0.31 is +0.06. Perplexity
+    gains as a relative reduction: 20 → 18 is +0.10, so one margin reads the same on any scale.
+    """
+
+    name: str
+    higher_is_better: bool
+
+    def gain(self, value: float, base: float) -> float:
+        if self.higher_is_better:
+            return value - base
+        return (base - value) / base if base else 0.0
+
+    @property
+    def unit(self) -> str:
+        return "absolute points" if self.higher_is_better else "relative reduction"
+
+
+# Code: does it run; summaries: overlap with the reference summary; free text has no single right
+# answer, so the held-out reference's perplexity (how well the model predicts it) decides there.
+PRIMARY_METRICS: dict[str, PrimaryMetric] = {
+    "code": PrimaryMetric(PASS_AT_1, higher_is_better=True),
+    "summarization": PrimaryMetric(ROUGE_L, higher_is_better=True),
+    "creative": PrimaryMetric(PERPLEXITY, higher_is_better=False),
+    "analysis": PrimaryMetric(PERPLEXITY, higher_is_better=False),
+}
+
+
+def primary_metric(domain: str) -> PrimaryMetric:
+    """The domain's primary metric; a domain not in PRIMARY_METRICS is judged on perplexity."""
+    return PRIMARY_METRICS.get(domain, PrimaryMetric(PERPLEXITY, higher_is_better=False))

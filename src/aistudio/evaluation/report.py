@@ -7,42 +7,48 @@ per model: pass a mapping model → GateReport, or a single GateReport when ther
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aistudio.evaluation.gates import GateReport
-from aistudio.evaluation.metrics import (
-    P95_LATENCY,
-    PARSE_RATE,
-    PERPLEXITY,
-    ROUGE_L,
-    TOKEN_F1,
-    TOKENS_PER_SECOND,
-)
+from aistudio.evaluation.gates import PLUMBING, PLUMBING_NOTE, GateReport
+from aistudio.evaluation.metrics import P95_LATENCY, PERPLEXITY, TOKENS_PER_SECOND, primary_metric
 from aistudio.evaluation.results import FORMS, FormResult, form_metrics
 from aistudio.io import atomic_writer
 
 Results = Mapping[str, Mapping[str, Mapping[str, FormResult | Mapping[str, Any]]]]
+Variants = Mapping[str, Mapping[str, Any]]  # model → VariantChoice.to_json()
 
-# The one task metric the comparison table shows per domain; open-ended domains use token F1.
-KEY_METRIC: dict[str, str] = {"summarization": ROUGE_L, "code": PARSE_RATE}
+
+@dataclass(frozen=True)
+class Delta:
+    """A difference from the base, shown with its sign."""
+
+    value: float
+
+
 FORM_TITLES: dict[str, str] = {
     "base": "base",
     "domain": "fine-tuned",
     "lora": "LoRA",
     "quantized_lora": "quantized LoRA",
 }
+# The forms compared with the base in the gains table.
+COMPARED_FORMS: tuple[str, ...] = tuple(f for f in FORMS if f != "base")
 # Columns first in every per-domain table; the domain's task metrics follow.
 _LEADING = (PERPLEXITY, P95_LATENCY, TOKENS_PER_SECOND)
 
 
 def key_metric(domain: str) -> str:
-    return KEY_METRIC.get(domain, TOKEN_F1)
+    """The metric a domain is judged on (metrics.PRIMARY_METRICS)."""
+    return primary_metric(domain).name
 
 
 def _fmt(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, Delta):
+        return f"{value.value:+.4g}"
     if isinstance(value, bool):
         return "pass" if value else "**FAIL**"
     if isinstance(value, float):
@@ -120,13 +126,98 @@ def _comparison_section(results: Results, gates: Mapping[str, GateReport]) -> li
     return lines
 
 
+def _samples(result: FormResult | Mapping[str, Any]) -> int | None:
+    return result.n_samples if isinstance(result, FormResult) else result.get("n_samples")
+
+
+def gain_rows(domains: Mapping[str, Mapping[str, FormResult | Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """Per domain and metric (the primary one, and perplexity): the base value and each form - base."""
+    rows = []
+    for domain, forms in domains.items():
+        if "base" not in forms:
+            continue
+        base = form_metrics(forms["base"])
+        metrics = list(dict.fromkeys((key_metric(domain), PERPLEXITY)))
+        for metric in metrics:
+            row: dict[str, Any] = {
+                "domain": domain,
+                "metric": metric,
+                "primary": metric == key_metric(domain),
+                "samples": _samples(forms["base"]),
+                "base": base.get(metric),
+            }
+            for form in COMPARED_FORMS:
+                value = form_metrics(forms[form]).get(metric) if form in forms else None
+                known = value is not None and base.get(metric) is not None
+                row[f"{form}_minus_base"] = value - base[metric] if known else None
+            rows.append(row)
+    return rows
+
+
+def _delta(value: float | None) -> Delta | None:
+    return None if value is None else Delta(value)
+
+
+def _gains_section(results: Results) -> list[str]:
+    lines = [
+        "## Gains over the base",
+        "",
+        "Each form minus the base on the same held-out test records, per domain; the primary metric "
+        "first (higher is better for pass@1 and ROUGE-L, lower for perplexity).",
+        "",
+    ]
+    for model, domains in results.items():
+        rows = gain_rows(domains)
+        lines += [f"### {model}", ""]
+        lines += _table(
+            ["domain", "metric", "samples", "base", *(f"{FORM_TITLES[f]} − base" for f in COMPARED_FORMS)],
+            (
+                [
+                    r["domain"],
+                    f"**{r['metric']}**" if r["primary"] else r["metric"],
+                    r["samples"],
+                    r["base"],
+                    *(
+                        None if r[f"{f}_minus_base"] is None else Delta(r[f"{f}_minus_base"])
+                        for f in COMPARED_FORMS
+                    ),
+                ]
+                for r in rows
+            ),
+        )
+    return lines
+
+
+def _variants_section(variants: Variants) -> list[str]:
+    lines = ["## Served variant (chosen by the gates)", ""]
+    for model, choice in variants.items():
+        lines += [f"### {model}: {choice['variant']}", "", choice["reason"], ""]
+        lines += _table(
+            ["variant", "size (MB)", "perplexity cost", "passes", "verdict"],
+            (
+                [
+                    c["variant"],
+                    None if c["size_bytes"] is None else c["size_bytes"] / 1e6,
+                    c["cost"],
+                    c["passed"],
+                    c["verdict"],
+                ]
+                for c in choice["candidates"]
+            ),
+        )
+    return lines
+
+
 def _gates_section(gates: Mapping[str, GateReport]) -> list[str]:
     lines = ["## Gates", ""]
     if not gates:
         return lines + ["No gates were checked.", ""]
     for model, report in gates.items():
         verdict = "passed" if report.passed else f"**failed** ({len(report.failures)} gate(s))"
-        lines += [f"### {model}: {verdict}", ""]
+        label = " — plumbing gates" if report.gate_set == PLUMBING else ""
+        lines += [f"### {model}: {verdict}{label}", ""]
+        if report.gate_set == PLUMBING:
+            lines += [f"_{PLUMBING_NOTE[0].upper()}{PLUMBING_NOTE[1:]}._", ""]
         lines += _table(
             ["gate", "domain", "metric", "value", "threshold", "result", "reason"],
             ([r.name, r.domain, r.metric, r.value, r.threshold, r.passed, r.reason] for r in report.results),
@@ -136,7 +227,12 @@ def _gates_section(gates: Mapping[str, GateReport]) -> list[str]:
 
 def _behaviour_section(behaviour: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[str]:
     """model → domain → {'invariance': ..., 'minimum_functionality': ...} (behavioural.py reports)."""
-    lines = ["## Behavioural checks", "", "Reported, not gated: small models are expected to fail some.", ""]
+    lines = [
+        "## Behavioural checks",
+        "",
+        "On the served form; gated by min_invariance_share and min_functionality_pass_rate.",
+        "",
+    ]
     rows = []
     for model, domains in behaviour.items():
         for domain, checks in domains.items():
@@ -162,14 +258,24 @@ def render_report(
     results: Results,
     gates: GateReport | Mapping[str, GateReport] | None,
     behaviour: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    variants: Variants | None = None,
 ) -> str:
     gate_map = _gate_map(gates, results)
     lines = ["# Evaluation report", ""]
     if gate_map:
-        lines += _table(["model", "gates"], ([m, r.passed] for m, r in gate_map.items()))
+        lines += _table(
+            ["model", "gates", "gate set", "served variant"],
+            (
+                [m, r.passed, r.gate_set, (variants or {}).get(m, {}).get("variant")]
+                for m, r in gate_map.items()
+            ),
+        )
+    lines += _gains_section(results)
+    if variants:
+        lines += _variants_section(variants)
+    lines += _gates_section(gate_map)
     lines += _results_section(results)
     lines += _comparison_section(results, gate_map)
-    lines += _gates_section(gate_map)
     if behaviour:
         lines += _behaviour_section(behaviour)
     return "\n".join(lines).rstrip() + "\n"
@@ -180,8 +286,9 @@ def write_report(
     results: Results,
     gate: GateReport | Mapping[str, GateReport] | None,
     behaviour: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    variants: Variants | None = None,
 ) -> Path:
     """Write the markdown report (layout.EVALUATION_REPORT in the stage) atomically."""
     with atomic_writer(Path(path)) as out:
-        out.write(render_report(results, gate, behaviour))
+        out.write(render_report(results, gate, behaviour, variants))
     return Path(path)

@@ -10,19 +10,38 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aistudio import layout, tracking
-from aistudio.config import MlflowConfig, Params
+from aistudio.config import FP32, GatesConfig, MlflowConfig, Params
 from aistudio.errors import UserError
 from aistudio.evaluation.behavioural import INVARIANCE_PROMPTS, invariance_check, minimum_functionality
-from aistudio.evaluation.evaluate import evaluate_form, make_generate_fn, make_nll_fn
-from aistudio.evaluation.gates import GateReport, beats_champion, check_gates, gate_summary, serving_form
+from aistudio.evaluation.description import (
+    TABLE_ARTIFACT,
+    ModelFacts,
+    adapter_parameter_count,
+    describe_version,
+    evaluation_table,
+    package_licence,
+)
+from aistudio.evaluation.evaluate import STOP_STRINGS, evaluate_form, make_generate_fn, make_nll_fn
+from aistudio.evaluation.gates import (
+    PLUMBING,
+    QUALITY,
+    GateReport,
+    beats_champion,
+    check_gates,
+    gate_summary,
+    serving_form,
+)
+from aistudio.evaluation.metrics import PERPLEXITY
+from aistudio.evaluation.perplexity import perplexity
 from aistudio.evaluation.plots import write_charts
 from aistudio.evaluation.report import write_report
 from aistudio.evaluation.results import FormResult
+from aistudio.evaluation.variant_choice import VariantCandidate, VariantChoice, choose_variant
 from aistudio.io import write_json
 from aistudio.modeling.loading import load_model_dir
 from aistudio.training.adapters import AdapterSet
@@ -40,9 +59,14 @@ class ModelEvaluation:
     gate: GateReport
     candidate: dict[str, Any]
     registration: dict[str, Any]
+    variant: VariantChoice
 
     def gate_json(self) -> dict[str, Any]:
-        return {**self.gate.to_json(), "registration": self.registration}
+        return {
+            **self.gate.to_json(),
+            "serving_variant": self.variant.to_json(),
+            "registration": self.registration,
+        }
 
 
 def _adapters(model: str, domains: list[str]) -> dict[str, Path]:
@@ -80,21 +104,105 @@ def write_reference_profile(model: str, train: list[Mapping[str, Any]], path: Pa
     return path
 
 
-def serving_base_dir(params: Params, model: str) -> Path:
-    """The model directory the bundle serves: the quantized variant named in params, or the fp32 base."""
-    from aistudio.quantization import read_variant_info, variant_dir
+def gates_for(params: Params, model: str) -> tuple[GatesConfig, str]:
+    """The gate set a model is held to: `plumbing_gates` for a random-init model, else `gates`."""
+    if params.models[model].init == "tiny":
+        return params.evaluation.plumbing_gates, PLUMBING
+    return params.evaluation.gates, QUALITY
 
-    variant = params.evaluation.serving_variant
-    if variant == "fp32":
-        return layout.base_dir(model)
-    directory = variant_dir(model, variant)
+
+def serving_base_dir(model: str, variant: str) -> Path:
+    """The model directory the bundle serves: the chosen quantized variant, or the fp32 base."""
+    from aistudio.quantization import variant_dir
+
+    return layout.base_dir(model) if variant == FP32 else variant_dir(model, variant)
+
+
+def _unusable(directory: Path, variant: str) -> str:
+    """Why a produced variant directory cannot be served with adapters ('' when it can)."""
+    from aistudio.quantization import read_variant_info
+
     info = read_variant_info(directory) if directory.exists() else None
-    if info is None or info.get("status") != "ok":
-        reason = (info or {}).get("reason", "not produced; run `dvc repro quantize_models`")
-        raise UserError(
-            f"params.yaml: evaluation.serving_variant '{variant}' is unavailable for {model}: {reason}"
+    if info is None:
+        return "not produced; add it to quantization.variants and run `dvc repro quantize_models`"
+    if info.get("status") != "ok":
+        return f"unavailable: {info.get('reason', 'no reason recorded')}"
+    if info.get("lora_compatible") is False:
+        return f"cannot carry the LoRA adapters: {info.get('lora_reason', 'no reason recorded')}"
+    return ""
+
+
+@dataclass
+class _Forms:
+    """What one model's evaluation measured, before gates."""
+
+    params: Params
+    model: str
+    test: list[Mapping[str, Any]]
+    adapters: Mapping[str, Path]
+    results: dict[str, dict[str, FormResult]] = field(default_factory=dict)
+    behaviour: dict[str, dict[str, Any]] = field(default_factory=dict)
+    base_parameters: int = 0
+
+    def records(self, domain: str) -> list[Mapping[str, Any]]:
+        return for_domain(self.test, domain)[: self.params.evaluation.max_samples_per_domain]
+
+    def run(
+        self, form: str, domain: str, target: Any, tokenizer: Any, family: Any, adapter: str | None
+    ) -> None:
+        cfg = self.params.evaluation
+        stops = STOP_STRINGS.get(domain, ())
+        generate = make_generate_fn(
+            target, tokenizer, family, adapter, cfg.new_tokens(domain), stop_strings=stops
         )
-    return directory
+        nll = make_nll_fn(target, tokenizer, family, adapter, cfg.batch_size, self.params.training.max_length)
+        self.results[domain][form] = evaluate_form(
+            generate, nll, self.records(domain), domain, cfg, form=form
+        )
+
+    def check_behaviour(self, served: AdapterSet, tokenizer: Any, family: Any) -> None:
+        """Behavioural checks on the adapters as served (the chosen variant's base)."""
+        for domain in self.results:
+            if domain not in self.adapters:
+                continue
+            tokens = self.params.evaluation.new_tokens(domain)
+            stops = STOP_STRINGS.get(domain, ())
+            generate = make_generate_fn(served, tokenizer, family, domain, tokens, stop_strings=stops)
+            self.behaviour[domain] = {
+                "invariance": invariance_check(generate, INVARIANCE_PROMPTS[domain], domain=domain),
+                "minimum_functionality": minimum_functionality(
+                    generate, domain, self.params.evaluation.sandbox
+                ),
+            }
+
+    def variant_cost(self, variant: str, directory: Path) -> VariantCandidate:
+        """The variant + adapters' worst perplexity increase over fp32 + adapters, per domain."""
+        from aistudio.quantization import load_variant, weight_bytes
+
+        if variant == FP32:
+            return VariantCandidate(FP32, weight_bytes(directory), 0.0, per_domain={})
+        reason = _unusable(directory, variant)
+        if reason:
+            return VariantCandidate(variant, None, None, reason)
+        cfg, max_length = self.params.evaluation, self.params.training.max_length
+        model, tokenizer, _, family = load_variant(directory, expect_model=self.model)
+        served = AdapterSet.load(model, family, self.adapters)
+        increases = {}
+        for domain, forms in self.results.items():
+            if domain not in self.adapters or "lora" not in forms:
+                continue
+            nll, _ = make_nll_fn(served, tokenizer, family, domain, cfg.batch_size, max_length)(
+                self.records(domain)
+            )
+            increases[domain] = perplexity(nll) / forms["lora"].metrics[PERPLEXITY] - 1.0
+        del served, model
+        if not increases:
+            return VariantCandidate(
+                variant, weight_bytes(directory), None, "no domain with an adapter to measure"
+            )
+        return VariantCandidate(
+            variant, weight_bytes(directory), max(increases.values()), per_domain=increases
+        )
 
 
 def _evaluate_forms(
@@ -103,47 +211,45 @@ def _evaluate_forms(
     test: list[Mapping[str, Any]],
     adapters: Mapping[str, Path],
     processed_dir: Path,
-) -> tuple[dict[str, dict[str, FormResult]], dict[str, dict[str, Any]]]:
+) -> tuple[_Forms, VariantChoice]:
+    """Base, fine-tune and LoRA forms; the serving variant chosen by its cost; the served form."""
     from aistudio.quantization import load_variant
 
-    cfg, max_length = params.evaluation, params.training.max_length
     domains = [d for d in params.data.domains if for_domain(test, d)]
     if not domains:
         raise UserError(f"{layout.split_path(processed_dir, 'test')}: the test split is empty")
-    results: dict[str, dict[str, FormResult]] = {d: {} for d in domains}
-    behaviour: dict[str, dict[str, Any]] = {}
-
-    def run(form: str, domain: str, target: Any, tokenizer: Any, family: Any, adapter: str | None) -> None:
-        generate = make_generate_fn(target, tokenizer, family, adapter, cfg.max_new_tokens)
-        nll = make_nll_fn(target, tokenizer, family, adapter, cfg.batch_size, max_length)
-        results[domain][form] = evaluate_form(generate, nll, for_domain(test, domain), domain, cfg, form=form)
-
+    forms = _Forms(params, model, test, adapters, {d: {} for d in domains})
     base, tokenizer, _, family = load_model_dir(layout.base_dir(model), expect_model=model)
+    forms.base_parameters = sum(p.numel() for p in base.parameters())
     adapter_set = AdapterSet.load(base, family, adapters)
     for domain in domains:
-        run("base", domain, adapter_set, tokenizer, family, None)
+        forms.run("base", domain, adapter_set, tokenizer, family, None)
         if domain in adapters:
-            run("lora", domain, adapter_set, tokenizer, family, domain)
-            generate = make_generate_fn(adapter_set, tokenizer, family, domain, cfg.max_new_tokens)
-            behaviour[domain] = {
-                "invariance": invariance_check(generate, INVARIANCE_PROMPTS[domain], domain=domain),
-                "minimum_functionality": minimum_functionality(generate, domain),
-            }
+            forms.run("lora", domain, adapter_set, tokenizer, family, domain)
         tuned_dir = layout.domain_dir(model, domain)
         if tuned_dir.is_dir() and not (tuned_dir / SKIPPED_MARKER).exists():
             tuned, tuned_tok, _, tuned_family = load_model_dir(tuned_dir, expect_model=model)
-            run("domain", domain, tuned, tuned_tok, tuned_family, None)
+            forms.run("domain", domain, tuned, tuned_tok, tuned_family, None)
             del tuned
+    gates, _ = gates_for(params, model)
+    candidates = [
+        forms.variant_cost(v, serving_base_dir(model, v)) for v in params.evaluation.serving_variants
+    ]
+    choice = choose_variant(candidates, gates.max_quantized_perplexity_increase)
+    log.info("%s: serving variant %s: %s", model, choice.variant, choice.reason)
+    if choice.variant == FP32:
+        forms.check_behaviour(adapter_set, tokenizer, family)
+        return forms, choice
     del adapter_set, base
-    if cfg.serving_variant != "fp32":
-        quantized, q_tokenizer, _, q_family = load_variant(
-            serving_base_dir(params, model), expect_model=model
-        )
-        q_set = AdapterSet.load(quantized, q_family, adapters)
-        for domain in domains:
-            if domain in adapters:
-                run("quantized_lora", domain, q_set, q_tokenizer, q_family, domain)
-    return results, behaviour
+    quantized, q_tokenizer, _, q_family = load_variant(
+        serving_base_dir(model, choice.variant), expect_model=model
+    )
+    q_set = AdapterSet.load(quantized, q_family, adapters)
+    for domain in domains:
+        if domain in adapters:
+            forms.run("quantized_lora", domain, q_set, q_tokenizer, q_family, domain)
+    forms.check_behaviour(q_set, q_tokenizer, q_family)
+    return forms, choice
 
 
 def evaluate_model(
@@ -169,10 +275,12 @@ def evaluate_model(
     section = {"model": model, "evaluation": params.evaluation.model_dump()}
     inputs = [layout.base_dir(model) / "model.safetensors", layout.split_path(processed_dir, "test")]
     with tracking.stage_run(mlflow_cfg, "evaluate", section, inputs, run_name=f"evaluate-{model}") as run:
-        results, behaviour = _evaluate_forms(params, model, test, adapters, processed_dir)
-        candidate = gate_summary(results, serving_form(params.evaluation))
+        forms, choice = _evaluate_forms(params, model, test, adapters, processed_dir)
+        results, behaviour = forms.results, forms.behaviour
+        candidate = gate_summary(results, serving_form(choice.variant), behaviour)
         champion = registry.champion_summary(registered)
-        gate = check_gates(candidate, params.evaluation.gates, champion)
+        gates, gate_set = gates_for(params, model)
+        gate = check_gates(candidate, gates, champion, gate_set)
         beats = beats_champion(candidate, champion)
         tracking.log_metrics({d: {f: r.metrics for f, r in forms.items()} for d, forms in results.items()})
         tracking.log_metrics({"gate_passed": gate.passed, "beats_champion": beats})
@@ -188,20 +296,34 @@ def evaluate_model(
         )
         build_bundle(
             layout.bundle_dir(model, bundles),
-            serving_base_dir(params, model),
+            serving_base_dir(model, choice.variant),
             adapters,
             model,
             _family_name(model),
-            params.evaluation.serving_variant,
-            candidate,
+            choice.variant,
+            {**candidate, "serving_variant": choice.short(), "gate_set": gate_set},
             manifest_lineage,
             extra_files={REFERENCE_PROFILE: reference},
         )
         reference.unlink()
+        facts = model_facts(params, model, lineage, forms.base_parameters, adapters)
+        description = describe_version(facts, results, gate, choice, list(adapters))
+        tracking.log_table(evaluation_table(model, results), TABLE_ARTIFACT)
+        tracking.log_text(description, "description.md")
         version = registry.register_bundle(
-            registered, layout.bundle_dir(model, bundles), run.info.run_id, {"aistudio.model": model}
+            registered,
+            layout.bundle_dir(model, bundles),
+            run.info.run_id,
+            {"aistudio.model": model},
+            description,
         )
         decision = registry.promote_if_better(registered, version, gate.passed, beats)
+        champion_version = registry.aliases(registered).get("champion")
+        registry.describe(
+            registered,
+            f"Latest evaluated: v{version}, {decision}. Champion: "
+            f"{f'v{champion_version}' if champion_version else 'none yet'}.\n\n{description}",
+        )
         registration = {
             "registered_model": registered,
             "version": version,
@@ -210,7 +332,30 @@ def evaluate_model(
             "aliases": registry.aliases(registered),
         }
         log.info("%s: %s v%d %s", model, registered, version, decision)
-    return ModelEvaluation(results, behaviour, gate, candidate, registration)
+    return ModelEvaluation(results, behaviour, gate, candidate, registration, choice)
+
+
+def model_facts(
+    params: Params,
+    model: str,
+    lineage: Mapping[str, str],
+    base_parameters: int,
+    adapters: Mapping[str, Path],
+) -> ModelFacts:
+    """What the registry description states about where `model` came from."""
+    cfg = params.models[model]
+    if cfg.init == "tiny":
+        base_model = f"random-init {cfg.family} model (params.yaml models.{model}.tiny)"
+        licence = "none (built by this project)"
+    else:
+        base_model = str(cfg.name_or_path)
+        licence = package_licence(base_model)
+    data_version = (
+        f"inputs md5 {lineage['aistudio.inputs_md5']} (base weights + test split), "
+        f"git {lineage['aistudio.git_commit']}, params {lineage['aistudio.params_hash']}"
+    )
+    adapter_parameters = adapter_parameter_count(next(iter(adapters.values()))) if adapters else None
+    return ModelFacts(model, base_model, licence, data_version, base_parameters, adapter_parameters)
 
 
 def _family_name(model: str) -> str:
@@ -242,6 +387,7 @@ def write_stage_outputs(
         results,
         {name: ev.gate for name, ev in evaluations.items()},
         {name: ev.behaviour for name, ev in evaluations.items()},
+        {name: ev.variant.to_json() for name, ev in evaluations.items()},
     )
     write_charts(results, plots_dir)
     return [name for name, ev in evaluations.items() if not ev.gate.passed]

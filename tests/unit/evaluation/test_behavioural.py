@@ -67,13 +67,30 @@ def test_every_built_in_invariance_prompt_holds_pii(domain: str) -> None:
     assert all(scrubber.find(p) for p in INVARIANCE_PROMPTS[domain])
 
 
-def test_minimum_functionality_passes_a_model_that_does_the_task() -> None:
+SOLUTIONS = {
+    "add": "def add(a, b):\n    return a + b",
+    "is_even": "def is_even(n):\n    return n % 2 == 0",
+    "reverse_string": "def reverse_string(s):\n    return s[::-1]",
+}
+
+
+def test_minimum_functionality_runs_the_code_cases_against_their_tests() -> None:
     def coder(prompts: list[str]) -> list[str]:
-        return ["```python\ndef solve(x):\n    return x\n```"] * len(prompts)
+        names = [next(name for name in SOLUTIONS if f"`{name}(" in p) for p in prompts]
+        return [f"Here it is:\n```python\n{SOLUTIONS[n]}\n```" for n in names]
 
     report = minimum_functionality(coder, "code")
     assert report["pass_rate"] == 1.0 and report["error"] is None
     assert report["total"] == len(FUNCTIONALITY_CASES["code"])
+
+
+def test_code_that_only_looks_right_fails_minimum_functionality() -> None:
+    def plausible(prompts: list[str]) -> list[str]:
+        return ["```python\ndef solve(x):\n    return x\n```"] * len(prompts)
+
+    report = minimum_functionality(plausible, "code")
+    assert report["pass_rate"] == 0.0
+    assert all(case["checks"]["passes_its_tests"] is False for case in report["cases"])
 
 
 def test_minimum_functionality_reports_empty_and_looping_output() -> None:

@@ -102,3 +102,25 @@ def test_token_counts_come_from_completions_when_the_generate_fn_returns_them() 
 def test_a_generate_fn_that_drops_rows_is_an_error() -> None:
     with pytest.raises(ValueError, match="returned 1 completion"):
         evaluate_form(lambda p: ["x"], nll_of([]), records(4), "code", CFG, form="base", count_tokens=len)
+
+
+def test_code_records_with_unit_tests_get_pass_at_1_from_the_sandbox() -> None:
+    tested = records(4)
+    for i, record in enumerate(tested):
+        record.update({"entry_point": "value", "tests": f"assert value() == {i}\n"})
+
+    def answers(prompts: list[str]) -> list[str]:
+        # Right for records 0 and 1, wrong for 2, a prose-wrapped fence for 3 (right).
+        numbers = [int(p.split("Return ")[1].split(".")[0]) for p in prompts]
+        return [
+            f"Sure:\n```python\ndef value():\n    return {n}\n```"
+            if n == 3
+            else f"def value():\n    return {n % 2}"
+            for n in numbers
+        ]
+
+    result = evaluate_form(answers, nll_of([]), tested, "code", CFG, form="lora", count_tokens=len)
+    assert result.metrics["pass_at_1"] == pytest.approx(3 / 4)
+    assert result.metrics["pass_at_1_samples"] == 4
+    assert result.metrics["sandbox_failed"] == 1
+    assert [e["tests"] for e in result.examples] == ["passed", "passed", "failed"]

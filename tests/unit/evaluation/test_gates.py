@@ -8,44 +8,64 @@ from typing import Any
 
 import pytest
 
-from aistudio.config import GATE_METRICS, EvaluationConfig, GatesConfig
+from aistudio.config import GATE_METRICS, GatesConfig
 from aistudio.evaluation.gates import (
     NO_CHAMPION,
-    THRESHOLD_GATES,
+    PLUMBING,
     beats_champion,
     check_gates,
+    covered_gates,
     gate_summary,
     serving_form,
 )
 from aistudio.evaluation.results import FormResult
 
 GATES = GatesConfig(
+    min_primary_gain={"code": 0.1, "summarization": 0.05, "creative": 0.05},
+    max_perplexity_vs_base=0.0,
+    max_quantized_perplexity_increase=0.05,
+    min_invariance_share=0.5,
+    min_functionality_pass_rate=0.5,
+    min_pass_at_1=0.3,
     max_perplexity=100.0,
     min_rouge_l=0.2,
     min_parse_rate=0.5,
     max_p95_latency_s=2.0,
-    max_quantized_perplexity_increase=0.05,
     max_regression_vs_champion=0.05,
 )
 
 
 def summary(**changes: Any) -> dict[str, Any]:
-    """A candidate that passes every gate; `changes` maps 'domain.metric' (or a top key) to a new value."""
+    """A candidate that passes every gate; `changes` maps 'section.domain.metric', 'domain.metric'
+    (the served form) or a top key to a new value (None removes it)."""
     base: dict[str, Any] = {
         "domains": {
-            "code": {"perplexity": 20.0, "parse_rate": 0.8, "p95_s": 0.5},
+            "code": {"perplexity": 20.0, "parse_rate": 0.8, "pass_at_1": 0.5, "p95_s": 0.5},
             "creative": {"perplexity": 30.0, "p95_s": 0.5},
             "summarization": {"perplexity": 25.0, "rougeL": 0.4, "p95_s": 0.5},
+        },
+        "base": {
+            "code": {"perplexity": 24.0, "pass_at_1": 0.25},
+            "creative": {"perplexity": 36.0},  # LoRA reduces it by 1/6
+            "summarization": {"perplexity": 30.0, "rougeL": 0.3},
+        },
+        "behaviour": {
+            d: {"invariance_share": 1.0, "functionality_pass_rate": 1.0}
+            for d in ("code", "creative", "summarization")
         },
         "quantized_perplexity_increase": 0.02,
     }
     for key, value in changes.items():
-        domain, _, metric = key.rpartition(".")
-        node = base["domains"][domain] if domain else base
+        parts = key.split(".")
+        if len(parts) == 2:
+            parts = ["domains", *parts]
+        node = base
+        for part in parts[:-1]:
+            node = node[part]
         if value is None:
-            node.pop(metric, None)
+            node.pop(parts[-1], None)
         else:
-            node[metric] = value
+            node[parts[-1]] = value
     return base
 
 
@@ -54,12 +74,12 @@ def failed(report: Any) -> list[tuple[str, str | None]]:
 
 
 def test_every_configured_gate_has_logic() -> None:
-    assert {g.name for g in THRESHOLD_GATES} | {"max_regression_vs_champion"} == set(GATE_METRICS)
+    assert covered_gates() == set(GATE_METRICS)
 
 
 def test_a_good_candidate_without_champion_passes_every_gate() -> None:
     report = check_gates(summary(), GATES, None)
-    assert report.passed
+    assert report.passed, [r.reason for r in report.failures]
     assert {r.name for r in report.results} == set(GATE_METRICS)
     regression = [r for r in report.results if r.name == "max_regression_vs_champion"]
     assert [r.reason for r in regression] == [NO_CHAMPION]
@@ -68,11 +88,20 @@ def test_a_good_candidate_without_champion_passes_every_gate() -> None:
 @pytest.mark.parametrize(
     ("change", "gate", "domain"),
     [
-        ({"creative.perplexity": 150.0}, "max_perplexity", "creative"),
-        ({"summarization.rougeL": 0.1}, "min_rouge_l", "summarization"),
+        ({"creative.perplexity": 150.0, "base.creative.perplexity": 200.0}, "max_perplexity", "creative"),
+        ({"summarization.rougeL": 0.19, "base.summarization.rougeL": 0.1}, "min_rouge_l", "summarization"),
         ({"code.parse_rate": 0.25}, "min_parse_rate", "code"),
+        ({"code.pass_at_1": 0.29, "base.code.pass_at_1": 0.1}, "min_pass_at_1", "code"),
         ({"code.p95_s": 3.5}, "max_p95_latency_s", "code"),
         ({"quantized_perplexity_increase": 0.2}, "max_quantized_perplexity_increase", None),
+        ({"behaviour.creative.invariance_share": 0.4}, "min_invariance_share", "creative"),
+        ({"behaviour.code.functionality_pass_rate": 0.0}, "min_functionality_pass_rate", "code"),
+        # pass@1 0.30 vs base 0.25: +0.05 < the 0.1 margin
+        ({"code.pass_at_1": 0.3}, "min_primary_gain", "code"),
+        # perplexity 30 → 29: a 2.8% reduction < the 5% margin, and still below the base
+        ({"base.creative.perplexity": 30.9}, "min_primary_gain", "creative"),
+        # summarization: ROUGE-L is primary, so a perplexity above the base fails only its own gate
+        ({"base.summarization.perplexity": 24.0}, "max_perplexity_vs_base", "summarization"),
     ],
 )
 def test_each_gate_fails_alone_on_its_own_metric(
@@ -83,19 +112,60 @@ def test_each_gate_fails_alone_on_its_own_metric(
     assert failed(report) == [(gate, domain)]
 
 
+def test_a_domain_without_a_margin_must_at_least_match_the_base() -> None:
+    # analysis is not in GATES.min_primary_gain: margin 0 on its primary metric (perplexity).
+    worse = summary()
+    worse["domains"]["analysis"] = {"perplexity": 40.0, "p95_s": 0.5}
+    worse["base"]["analysis"] = {"perplexity": 39.0}
+    worse["behaviour"]["analysis"] = {"invariance_share": 1.0, "functionality_pass_rate": 1.0}
+    assert set(failed(check_gates(worse, GATES, None))) == {
+        ("min_primary_gain", "analysis"),
+        ("max_perplexity_vs_base", "analysis"),
+    }
+    worse["base"]["analysis"]["perplexity"] = 40.0
+    assert check_gates(worse, GATES, None).passed
+
+
+def test_the_primary_gain_reason_names_both_values_and_the_unit() -> None:
+    report = check_gates(summary(**{"code.pass_at_1": 0.3}), GATES, None)
+    (failure,) = report.failures
+    assert failure.reason == "pass_at_1 0.3 vs base 0.25 for code: gain +0.05 < 0.1 (absolute points)"
+    assert failure.value == pytest.approx(0.05)
+
+
+def test_a_threshold_every_candidate_misses_is_reported_gate_by_gate_not_raised() -> None:
+    impossible = GATES.model_copy(
+        update={"min_primary_gain": {"code": 1.0, "creative": 1.0}, "min_rouge_l": 1.0}
+    )
+    report = check_gates(summary(), impossible, None)
+    assert not report.passed
+    assert set(failed(report)) == {
+        ("min_primary_gain", "code"),
+        ("min_primary_gain", "creative"),
+        ("min_rouge_l", "summarization"),
+    }
+    assert set(report.to_json()["failed"]) == {
+        "min_primary_gain[code]",
+        "min_primary_gain[creative]",
+        "min_rouge_l[summarization]",
+    }
+
+
 @pytest.mark.parametrize(
     ("change", "gate", "reason"),
     [
-        ({"summarization.rougeL": None}, "min_rouge_l", "metric 'rougeL' missing for summarization"),
         ({"code.parse_rate": None}, "min_parse_rate", "metric 'parse_rate' missing for code"),
-        ({"creative.perplexity": None}, "max_perplexity", "metric 'perplexity' missing for creative"),
         ({"code.p95_s": None}, "max_p95_latency_s", "metric 'p95_s' missing for code"),
         (
             {"quantized_perplexity_increase": None},
             "max_quantized_perplexity_increase",
             "metric 'quantized_perplexity_increase' missing from the candidate",
         ),
-        ({"code.perplexity": math.nan}, "max_perplexity", "perplexity is NaN for code"),
+        (
+            {"behaviour.code.invariance_share": None},
+            "min_invariance_share",
+            "metric 'invariance_share' missing for code",
+        ),
     ],
 )
 def test_a_missing_or_nan_metric_fails_its_gate_with_a_clear_reason(
@@ -105,9 +175,32 @@ def test_a_missing_or_nan_metric_fails_its_gate_with_a_clear_reason(
     assert [(r.name, r.reason) for r in report.failures] == [(gate, reason)]
 
 
+def test_a_missing_primary_metric_fails_both_the_gain_and_its_floor() -> None:
+    report = check_gates(summary(**{"summarization.rougeL": None}), GATES, None)
+    assert [(r.name, r.reason) for r in report.failures] == [
+        ("min_primary_gain", "metric 'rougeL' missing for summarization (served form)"),
+        ("min_rouge_l", "metric 'rougeL' missing for summarization"),
+    ]
+
+
+def test_a_nan_or_missing_perplexity_fails_every_gate_that_reads_it() -> None:
+    report = check_gates(summary(**{"code.perplexity": math.nan}), GATES, None)
+    assert {(r.name, r.reason) for r in report.failures} == {
+        ("max_perplexity_vs_base", "perplexity is NaN for code"),
+        ("max_perplexity", "perplexity is NaN for code"),
+    }
+    report = check_gates(summary(**{"creative.perplexity": None}), GATES, None)
+    assert {r.name for r in report.failures} == {
+        "min_primary_gain",
+        "max_perplexity_vs_base",
+        "max_perplexity",
+    }
+
+
 def test_a_domain_that_was_not_evaluated_makes_its_gate_not_applicable() -> None:
     candidate = summary()
-    del candidate["domains"]["summarization"]
+    for section in ("domains", "base", "behaviour"):
+        del candidate[section]["summarization"]
     report = check_gates(candidate, GATES, None)
     assert report.passed
     rouge = next(r for r in report.results if r.name == "min_rouge_l")
@@ -116,12 +209,26 @@ def test_a_domain_that_was_not_evaluated_makes_its_gate_not_applicable() -> None
 
 def test_a_candidate_without_domains_fails_the_per_domain_gates() -> None:
     report = check_gates({"quantized_perplexity_increase": 0.0}, GATES, None)
-    assert {r.name for r in report.failures} == {"max_perplexity", "max_p95_latency_s"}
+    assert {r.name for r in report.failures} == {
+        "min_primary_gain",
+        "max_perplexity_vs_base",
+        "min_invariance_share",
+        "min_functionality_pass_rate",
+        "max_perplexity",
+        "max_p95_latency_s",
+    }
 
 
 def test_boundary_values_pass() -> None:
-    report = check_gates(summary(**{"code.perplexity": 100.0, "code.parse_rate": 0.5}), GATES, None)
-    assert report.passed
+    boundary = {
+        "code.perplexity": 24.0,  # = base: no rise
+        "code.parse_rate": 0.5,
+        "code.pass_at_1": 0.35,  # base 0.25 + margin 0.1
+        "behaviour.code.invariance_share": 0.5,
+        "quantized_perplexity_increase": 0.05,
+    }
+    report = check_gates(summary(**boundary), GATES, None)
+    assert report.passed, [r.reason for r in report.failures]
 
 
 # Champion cases: mean perplexity of the candidate is 25.0 over its three domains.
@@ -149,6 +256,7 @@ def test_boundary_values_pass() -> None:
         ({"summarization.rougeL": 0.5}, False, False),  # rougeL drops 0.1 > 0.05
         ({"code.parse_rate": 0.84}, True, False),  # parse rate drops 0.04 <= 0.05
         ({"code.parse_rate": 0.9}, False, False),  # parse rate drops 0.1
+        ({"code.pass_at_1": 0.625}, False, False),  # pass@1 drops 0.125 (two of sixteen tasks)
     ],
 )
 def test_regression_vs_champion(champion_changes: dict[str, float], passes: bool, beats: bool) -> None:
@@ -190,9 +298,10 @@ def _result(form: str, domain: str, **metrics: float) -> FormResult:
     return FormResult(form, domain, 4, dict(metrics))
 
 
-def test_summary_takes_the_serving_form_and_the_worst_quantization_increase() -> None:
+def test_summary_takes_the_serving_form_the_base_and_the_worst_quantization_increase() -> None:
     by_domain = {
         "code": {
+            "base": _result("base", "code", perplexity=12.0, pass_at_1=0.25, parse_rate=0.5),
             "lora": _result("lora", "code", perplexity=10.0, parse_rate=0.5, p95_s=0.1),
             "quantized_lora": _result(
                 "quantized_lora", "code", perplexity=10.5, parse_rate=0.4, p95_s=0.2, token_f1=0.3
@@ -203,15 +312,28 @@ def test_summary_takes_the_serving_form_and_the_worst_quantization_increase() ->
             "quantized_lora": _result("quantized_lora", "creative", perplexity=21.0, p95_s=0.2).to_json(),
         },
     }
-    built = gate_summary(by_domain, serving="quantized_lora")
+    behaviour = {
+        "code": {"invariance": {"invariant_share": 2 / 3}, "minimum_functionality": {"pass_rate": 1.0}}
+    }
+    built = gate_summary(by_domain, serving="quantized_lora", behaviour=behaviour)
     assert built["domains"]["code"] == {"perplexity": 10.5, "parse_rate": 0.4, "p95_s": 0.2}
+    assert built["base"] == {"code": {"perplexity": 12.0, "pass_at_1": 0.25}}
+    assert built["samples"] == {"code": 4, "creative": 4}
+    assert built["behaviour"]["code"] == {"invariance_share": 2 / 3, "functionality_pass_rate": 1.0}
     assert built["quantized_perplexity_increase"] == pytest.approx(0.05)
     assert gate_summary(by_domain, serving="lora")["quantized_perplexity_increase"] == 0.0
 
 
-def test_serving_form_follows_the_serving_variant() -> None:
-    assert serving_form(EvaluationConfig(serving_variant="fp32")) == "lora"
-    assert serving_form(EvaluationConfig(serving_variant="4bit")) == "quantized_lora"
+def test_serving_form_follows_the_chosen_variant() -> None:
+    assert serving_form("fp32") == "lora"
+    assert serving_form("int8_weight_only") == "quantized_lora"
+
+
+def test_a_plumbing_report_says_its_numbers_measure_wiring() -> None:
+    data = check_gates(summary(), GATES, None, gate_set=PLUMBING).to_json()
+    assert data["gate_set"] == "plumbing"
+    assert "not model quality" in data["note"]
+    assert "note" not in check_gates(summary(), GATES, None).to_json()
 
 
 def test_gate_checks_do_not_modify_their_inputs() -> None:

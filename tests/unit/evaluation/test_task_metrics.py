@@ -8,12 +8,14 @@ from aistudio.evaluation.metrics import (
     code_parse_rate,
     domain_metrics,
     exact_match,
+    extract_code,
     latency_summary,
+    length_ratio,
     length_stats,
     parses_as_python,
+    primary_metric,
     repetition_rate,
     rouge_scores,
-    strip_code_fence,
     token_f1,
     token_overlap_f1,
 )
@@ -42,10 +44,25 @@ def test_parse_rate_of_a_mix_counts_fenced_code_and_not_blank_output() -> None:
 
 
 def test_fence_is_stripped_even_when_generation_stopped_before_closing_it() -> None:
-    assert strip_code_fence("```py\nx = 1\n```") == "x = 1"
-    assert strip_code_fence("```\nx = 1") == "x = 1"
-    assert strip_code_fence("x = 1") == "x = 1"
+    assert extract_code("```py\nx = 1\n```") == "x = 1"
+    assert extract_code("```\nx = 1") == "x = 1"
+    assert extract_code("x = 1") == "x = 1"
     assert parses_as_python("```python\nreturn_value = 2\n")
+
+
+def test_code_is_found_in_the_block_that_defines_the_entry_point_amid_prose() -> None:
+    text = (
+        "Sure! First a helper:\n```python\ndef helper():\n    return 1\n```\n"
+        "And the function:\n```python\ndef total(xs):\n    return sum(xs)\n```\nHope it helps."
+    )
+    assert extract_code(text, "total") == "def total(xs):\n    return sum(xs)"
+    assert extract_code(text) == "def helper():\n    return 1"
+
+
+def test_an_unfenced_prose_preamble_is_dropped_before_the_first_code_line() -> None:
+    text = "Here is the function you asked for:\ndef total(xs):\n    return sum(xs)\n"
+    assert extract_code(text, "total") == "def total(xs):\n    return sum(xs)\n"
+    assert parses_as_python(text)
 
 
 def test_exact_match_ignores_whitespace_runs_only() -> None:
@@ -93,11 +110,12 @@ def test_latency_summary_percentiles_are_over_calls_and_throughput_over_all_time
 @pytest.mark.parametrize(
     ("domain", "keys"),
     [
-        ("summarization", {"rouge1", "rouge2", "rougeL"}),
+        ("summarization", {"rouge1", "rouge2", "rougeL", "length_ratio"}),
         ("code", {"parse_rate", "exact_match"}),
-        ("creative", {"token_f1", "repetition_rate", "mean_words"}),
-        ("analysis", {"token_f1", "repetition_rate", "mean_words"}),
-        ("legal", {"token_f1", "repetition_rate", "mean_words"}),  # unknown domains: open-ended text
+        ("creative", {"token_f1", "repetition_rate", "mean_words", "length_ratio"}),
+        ("analysis", {"token_f1", "repetition_rate", "mean_words", "length_ratio"}),
+        # unknown domains: open-ended text
+        ("legal", {"token_f1", "repetition_rate", "mean_words", "length_ratio"}),
     ],
 )
 def test_each_domain_gets_its_task_metrics(domain: str, keys: set[str]) -> None:
@@ -107,3 +125,23 @@ def test_each_domain_gets_its_task_metrics(domain: str, keys: set[str]) -> None:
 def test_predictions_and_references_must_pair_up() -> None:
     with pytest.raises(ValueError, match="2 predictions for 1 references"):
         domain_metrics("code", ["a", "b"], ["a"])
+
+
+def test_length_ratio_is_prediction_words_over_reference_words() -> None:
+    assert length_ratio(["one two", "one two three four"], ["a b c", "a b c"]) == pytest.approx(1.0)
+    assert length_ratio(["one"], ["a b c d"]) == pytest.approx(0.25)
+    assert length_ratio(["one"], [""]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("domain", "value", "base", "gain"),
+    [
+        ("code", 0.3125, 0.25, 0.0625),  # pass@1: absolute points
+        ("summarization", 0.30, 0.20, 0.10),  # ROUGE-L: absolute points
+        ("creative", 18.0, 20.0, 0.10),  # perplexity: relative reduction
+        ("analysis", 22.0, 20.0, -0.10),
+        ("legal", 9.0, 10.0, 0.10),  # unknown domains are judged on perplexity
+    ],
+)
+def test_primary_metric_gain_per_domain(domain: str, value: float, base: float, gain: float) -> None:
+    assert primary_metric(domain).gain(value, base) == pytest.approx(gain)

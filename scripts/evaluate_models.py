@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from aistudio import layout
+from aistudio import layout, lineage
 from aistudio.cli import configure_logging, run_cli, stage_args
 
 STAGE = "evaluate"
@@ -20,10 +20,11 @@ def main() -> int:
     # Imported after params are validated: a user error should not wait for (or print from) torch.
     from aistudio.evaluation.stage import evaluate_model, write_stage_outputs
 
-    evaluations = {
-        name: evaluate_model(args.params, name, args.data, args.mlflow, bundles=args.out)
-        for name in args.models
-    }
+    with lineage.record_stage(args.mlflow, STAGE):
+        evaluations = {
+            name: evaluate_model(args.params, name, args.data, args.mlflow, bundles=args.out)
+            for name in args.models
+        }
     failed = write_stage_outputs(evaluations)
     for name in failed:
         logging.getLogger(STAGE).warning(

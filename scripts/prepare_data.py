@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from aistudio import layout, tracking
+from aistudio import layout, lineage, tracking
 from aistudio.cli import configure_logging, run_cli, stage_args
 from aistudio.data.prepare import prepare_records, write_outputs
 
@@ -22,12 +22,14 @@ def main() -> int:
     )
     configure_logging(STAGE)
     params, root = args.params, Path.cwd()
-    result = prepare_records(params.data, root, params.seed, progress=not args.options.no_progress)
-    report = write_outputs(result, args.out, layout.DATA_QUALITY_METRICS)
-    inputs = [root / name for name in result.read_files]  # sources and decontamination references
-    with tracking.stage_run(args.mlflow, STAGE, {"seed": params.seed, **params.data.model_dump()}, inputs):
-        tracking.log_metrics(report)
-        tracking.log_artifact(layout.DATA_QUALITY_METRICS)
+    with lineage.record_stage(args.mlflow, STAGE):
+        result = prepare_records(params.data, root, params.seed, progress=not args.options.no_progress)
+        report = write_outputs(result, args.out, layout.DATA_QUALITY_METRICS)
+        inputs = [root / name for name in result.read_files]  # sources and decontamination references
+        section = {"seed": params.seed, **params.data.model_dump()}
+        with tracking.stage_run(args.mlflow, STAGE, section, inputs, run_name=STAGE):
+            tracking.log_metrics(report)
+            tracking.log_artifact(layout.DATA_QUALITY_METRICS)
     logging.getLogger(STAGE).info(
         "kept %d of %d records (%d rejected); splits %s",
         report["kept_records"],

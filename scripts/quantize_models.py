@@ -6,7 +6,7 @@ Every requested variant appears in metrics/quantization.json, `ok` with its numb
 
 from __future__ import annotations
 
-from aistudio import layout
+from aistudio import layout, lineage
 from aistudio.cli import configure_logging, run_cli, stage_args
 
 STAGE = "quantize_models"
@@ -24,9 +24,11 @@ def main() -> int:
     )
 
     check_base_models(args.models)  # all missing models reported at once, before hours of work on the others
-    results = {
-        name: quantize_model(args.params, name, args.data, args.mlflow, out=args.out) for name in args.models
-    }
+    with lineage.record_stage(args.mlflow, STAGE):
+        results = {
+            name: quantize_model(args.params, name, args.data, args.mlflow, out=args.out)
+            for name in args.models
+        }
     merged = write_quantization_metrics(layout.QUANTIZATION_METRICS, results, list(args.params.models))
     write_plot(merged, layout.QUANTIZATION_PLOT)
     return 0

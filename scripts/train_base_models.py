@@ -3,7 +3,7 @@ each saved to --out/<model>."""
 
 from __future__ import annotations
 
-from aistudio import layout
+from aistudio import layout, lineage
 from aistudio.cli import configure_logging, run_cli, stage_args
 from aistudio.io import write_json
 from aistudio.training.distributed import is_main_process
@@ -18,10 +18,11 @@ def main() -> int:
     from aistudio.training.stages import train_base_model
 
     mlflow_cfg = args.mlflow if is_main_process() else None
-    metrics = {
-        name: train_base_model(args.params, name, args.data, mlflow_cfg, out=args.out / name)
-        for name in args.models
-    }
+    with lineage.record_stage(mlflow_cfg, STAGE):
+        metrics = {
+            name: train_base_model(args.params, name, args.data, mlflow_cfg, out=args.out / name)
+            for name in args.models
+        }
     if is_main_process():
         write_json(layout.TRAIN_BASE_METRICS, metrics)
     return 0

@@ -3,7 +3,7 @@ saved to --out/<domain>."""
 
 from __future__ import annotations
 
-from aistudio import layout
+from aistudio import layout, lineage
 from aistudio.cli import configure_logging, run_cli, stage_args
 from aistudio.io import write_json
 from aistudio.training.distributed import is_main_process
@@ -17,7 +17,8 @@ def main() -> int:
     # Imported after params are validated: a user error should not wait for (or print from) torch.
     from aistudio.training.stages import train_lora_adapters
 
-    metrics = train_lora_adapters(args.params, args.model, args.data, args.mlflow, out=args.out)
+    with lineage.record_stage(args.mlflow, STAGE, item=args.model):
+        metrics = train_lora_adapters(args.params, args.model, args.data, args.mlflow, out=args.out)
     if is_main_process():
         write_json(layout.lora_metrics(args.model), metrics)
     return 0

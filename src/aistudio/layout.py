@@ -23,6 +23,10 @@ PIPELINE_STAGES: tuple[str, ...] = (
     "evaluate",
     "deploy",
 )
+# The stages that make the models, in order: what scripts/train_models.py runs.
+TRAINING_STAGES: tuple[str, ...] = PIPELINE_STAGES[
+    PIPELINE_STAGES.index("import_base_models") : PIPELINE_STAGES.index("train_lora_adapters") + 1
+]
 
 # --- configuration files -------------------------------------------------------------------------
 
@@ -163,6 +167,23 @@ PLOTS_PAGE = PLOT_TEMPLATES_DIR / "page.html"
 VENDORED_VEGA_DIR = Path("vendor/vega")
 
 
+# Each DVC stage (a matrix stage: each item) records the MLflow runs that made its outputs here; a
+# `cache: false` metrics file, so a run-cache restore brings back the ids of the runs it restores.
+LINEAGE_DIR = METRICS_DIR / "lineage"
+MATRIX_SEPARATOR = "@"  # DVC's stage addressing: finetune_domain_models@phi2-code
+
+
+def stage_address(stage: str, item: str | None = None) -> str:
+    """The name DVC gives a stage or one item of a matrix stage (item: its values joined by '-')."""
+    return f"{stage}{MATRIX_SEPARATOR}{item}" if item else stage
+
+
+def lineage_file(address: str) -> Path:
+    """metrics/lineage/<stage>.json, or metrics/lineage/<stage>/<item>.json for a matrix item."""
+    stage, _, item = address.partition(MATRIX_SEPARATOR)
+    return LINEAGE_DIR / stage / f"{item}.json" if item else LINEAGE_DIR / f"{stage}.json"
+
+
 # --- deployment ----------------------------------------------------------------------------------
 
 K8S_ROOT = Path("k8s")
@@ -197,6 +218,7 @@ def stage_outputs(model: str, domain: str) -> dict[str, tuple[Path, ...]]:
             *(split_path(PROCESSED_DIR, split) for split in SPLIT_NAMES),
             rejected_path(),
             DATA_QUALITY_METRICS,
+            lineage_file("prepare_data"),
         ),
         "import_base_models": (pretrained_dir(model), PRETRAINED_DIR),
         "train_base_models": (
@@ -204,26 +226,35 @@ def stage_outputs(model: str, domain: str) -> dict[str, tuple[Path, ...]]:
             CHECKPOINTS_DIR / "base",
             TRAIN_BASE_METRICS,
             PLOTS_DIR / "train_base",
+            lineage_file("train_base_models"),
         ),
         "finetune_domain_models": (
             domain_dir(model, domain),
             checkpoint_dir("domain", model, domain),
             finetune_metrics(model, domain),
             loss_plot("finetune", f"{model}-{domain}"),
+            lineage_file(stage_address("finetune_domain_models", f"{model}-{domain}")),
         ),
         "train_lora_adapters": (
             lora_dir(model),
             checkpoint_dir("lora", model),
             lora_metrics(model),
             PLOTS_DIR / "lora" / model,
+            lineage_file(stage_address("train_lora_adapters", model)),
         ),
-        "quantize_models": (QUANTIZED_DIR, QUANTIZATION_PLOT, QUANTIZATION_METRICS),
+        "quantize_models": (
+            QUANTIZED_DIR,
+            QUANTIZATION_PLOT,
+            QUANTIZATION_METRICS,
+            lineage_file("quantize_models"),
+        ),
         "evaluate": (
             BUNDLES_DIR,
             EVALUATION_REPORT,
             EVALUATION_METRICS,
             GATE_METRICS,
             EVALUATION_PLOTS_DIR,
+            lineage_file("evaluate"),
         ),
         "deploy": (RENDERED_DIR, DEPLOY_METRICS),
     }

@@ -14,6 +14,9 @@ import time
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,8 @@ from aistudio.config import MlflowConfig
 from aistudio.tracking_store import check_tracking_store
 
 PIPELINE_ENV = "AISTUDIO_PIPELINE_ID"
+STAGE_TAG = "aistudio.stage"
+PIPELINE_TAG = "aistudio.pipeline_id"
 # MLflow metric names allow alphanumerics and _ - . space : / only (source globs contain '*').
 _INVALID_METRIC_CHARS = re.compile(r"[^\w\-. :/]")
 MAX_PARAM_CHARS = 6000
@@ -88,15 +93,22 @@ def _dvc_ancestor_id() -> str | None:
     return None
 
 
+@cache
+def _adhoc_id() -> str:
+    # One per process: the runs of one script started by hand share it.
+    return f"adhoc-{uuid.uuid4().hex[:12]}"
+
+
 def pipeline_id() -> str:
-    """Runs of one `dvc repro` share this tag: from the environment, the dvc process, or a fresh id."""
-    return os.environ.get(PIPELINE_ENV) or _dvc_ancestor_id() or f"adhoc-{uuid.uuid4().hex[:12]}"
+    """Runs of one `dvc repro` share this tag: from the environment, the dvc process, or an id of
+    this process."""
+    return os.environ.get(PIPELINE_ENV) or _dvc_ancestor_id() or _adhoc_id()
 
 
 def lineage_tags(stage: str, section: Any, inputs: Iterable[Path], root: Path) -> dict[str, str]:
     return {
-        "aistudio.stage": stage,
-        "aistudio.pipeline_id": pipeline_id(),
+        STAGE_TAG: stage,
+        PIPELINE_TAG: pipeline_id(),
         "aistudio.git_commit": git_commit(root),
         "aistudio.params_hash": params_hash(section),
         "aistudio.inputs_md5": inputs_md5(inputs),
@@ -123,6 +135,28 @@ def _param_value(value: Any) -> str:
     return text[:MAX_PARAM_CHARS]
 
 
+@dataclass(frozen=True)
+class StartedRun:
+    name: str
+    run_id: str
+    pipeline_id: str
+
+
+_RECORDED: ContextVar[list[StartedRun] | None] = ContextVar("aistudio_recorded_runs", default=None)
+
+
+@contextmanager
+def recording_runs() -> Iterator[list[StartedRun]]:
+    """Every run `stage_run` starts inside this block is appended to the yielded list (the lineage a
+    stage writes: aistudio.lineage)."""
+    runs: list[StartedRun] = []
+    token = _RECORDED.set(runs)
+    try:
+        yield runs
+    finally:
+        _RECORDED.reset(token)
+
+
 @contextmanager
 def stage_run(
     cfg: MlflowConfig,
@@ -140,6 +174,9 @@ def stage_run(
     configure(cfg)
     tags = {**cfg.tags, **lineage_tags(stage, section, inputs, root), **(extra_tags or {})}
     with mlflow.start_run(run_name=run_name or f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags) as run:
+        recorded = _RECORDED.get()
+        if recorded is not None:
+            recorded.append(StartedRun(run.info.run_name, run.info.run_id, tags[PIPELINE_TAG]))
         params = {k: _param_value(v) for k, v in flatten(section).items()}
         mlflow.log_params(params)
         twin_config = {**params, **tags, "mlflow.run_id": run.info.run_id}

@@ -53,8 +53,8 @@ def test_an_output_the_layout_does_not_know_is_named_with_the_fix(repo_root: Pat
     [problem] = check_pipeline(root)
     assert problem.startswith(
         "dvc.yaml: stages.quantize_models: output 'models/quantised-typo' is not a path aistudio.layout "
-        "knows for quantize_models (expected some of ['metrics/plots/quantization.json', "
-        "'metrics/quantization.json', 'models/quantized'])"
+        "knows for quantize_models (expected some of ['metrics/lineage/quantize_models.json', "
+        "'metrics/plots/quantization.json', 'metrics/quantization.json', 'models/quantized'])"
     )
     assert problem.endswith("fix the path or add it to layout.stage_outputs")
 

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aistudio import layout
+from aistudio import layout, lineage
 from aistudio.config import load_mlflow_config
 from aistudio.deploy import actions, render
 from aistudio.deploy.validate import check_objects, validate_all, validate_overlay
@@ -196,6 +196,8 @@ def _stage(args: argparse.Namespace) -> int:
     for overlay in args.overlays:
         render.overlay_dir(args.k8s, overlay)
     registry, name, _ = _registry(args)
+    if registry is not None:  # no store, nothing to link: evaluate never registered anything
+        lineage.link_dvc_upstream(load_mlflow_config(args.mlflow_config))
     results = render.render_and_validate_all(
         args.k8s,
         args.overlays,

@@ -57,7 +57,7 @@ setup: $(STAMP)
 	@bash tools/setup_repo.sh
 
 pipeline: setup
-	AISTUDIO_PIPELINE_ID=$${AISTUDIO_PIPELINE_ID:-repro-$$(date -u +%Y%m%dT%H%M%SZ)} dvc repro
+	$(PY) scripts/run_pipeline.py
 
 # Lint first: a style error fails in seconds, before minutes of tests.
 test: setup

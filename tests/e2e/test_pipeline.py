@@ -22,13 +22,19 @@ from plots_browser import chart_problems, drawn_charts, dump_dom
 from aistudio.plots.page import write_page
 
 BIN = Path(sys.executable).parent
+# The module's first test also builds the `pipeline` fixture: a whole `dvc repro`, which pytest-timeout
+# counts against that test. pytest's 600 s default fits only a quiet machine; each dvc call has its own
+# 1800 s limit (_dvc), so the test's limit sits just above it and a hung repro reports dvc's output
+# (subprocess.TimeoutExpired) rather than pytest's bare kill.
+DVC_TIMEOUT_S = 1800
+pytestmark = pytest.mark.timeout(DVC_TIMEOUT_S + 300)
 MODELS = ("phi2", "codet5p", "t5_small")
 
 
 def _dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "AISTUDIO_PIPELINE_ID": "e2e-test"}
     result = subprocess.run(
-        [str(BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True, timeout=1800, env=env
+        [str(BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True, timeout=DVC_TIMEOUT_S, env=env
     )
     if check:
         assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])

@@ -25,10 +25,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aistudio import layout, lineage
-from aistudio.config import load_mlflow_config
+from aistudio.config import load_mlflow_config, read_yaml
 from aistudio.deploy import actions, render
 from aistudio.deploy.validate import check_objects, validate_all, validate_overlay
 from aistudio.errors import UserError
+
+
+def _prog() -> str:
+    # Run with -m, argv[0] is this file's path: show the command the user typed instead of "cli.py".
+    script = Path(sys.argv[0]).name
+    return "python -m aistudio.deploy.cli" if script == Path(__file__).name else script
+
+
+def default_model(params_path: Path) -> str:
+    """The model a deploy serves unless --model names one: the first of params.yaml's models."""
+    models = read_yaml(params_path).get("models") or {}
+    if not isinstance(models, dict) or not models:
+        raise UserError(f"{params_path}: models: no model defined; add one or pass --model")
+    return next(iter(models))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     registry = argparse.ArgumentParser(add_help=False)
     registry.add_argument(
-        "--model", default="phi2", help="params model key; mlflow.yaml registry names it (default: phi2)"
+        "--model",
+        help="params model key; mlflow.yaml registry names it (default: the first of params.yaml's models)",
     )
+    registry.add_argument("--params", type=Path, default=layout.PARAMS_FILE, help="default: params.yaml")
     registry.add_argument("--tracking-uri", help="MLflow tracking URI (default: mlflow.yaml's)")
     registry.add_argument("--mlflow-config", type=Path, default=layout.MLFLOW_FILE)
     registry.add_argument(
@@ -56,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     cluster.add_argument("--context", help="kubeconfig context of the target cluster (required)")
     cluster.add_argument("--yes", action="store_true", help="run the commands (default: print them)")
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=_prog(), description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("render", parents=[common, registry], help="pin a model version and image")
     p.add_argument("--overlay", required=True)
@@ -83,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
 def _registry(args: argparse.Namespace):
     """The MLflow registry of mlflow.yaml (or --tracking-uri), and the registered name of --model."""
     mlflow_cfg = load_mlflow_config(args.mlflow_config)
-    name = render.registered_name(mlflow_cfg.registry, args.model)
+    name = render.registered_name(mlflow_cfg.registry, args.model or default_model(args.params))
     tracking_uri = args.tracking_uri or mlflow_cfg.tracking_uri
     store = Path(tracking_uri.removeprefix("sqlite:///")) if tracking_uri.startswith("sqlite:///") else None
     if store is not None and not store.is_file():  # MLflow would create an empty store here

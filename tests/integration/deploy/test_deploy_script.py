@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[3]
 RecordedBinary = Any
 RegistryStore = Any
 IMAGE = "registry.example.com/ml/model-server:0.2.0"
+# registry_store registers aistudio-phi2 (mlflow.yaml registry.phi2); named, not params.yaml's first.
+MODEL = "phi2"
 NAMESPACES = {"dev": "aistudio-dev", "staging": "aistudio-staging", "production": "aistudio-production"}
 
 
@@ -47,7 +49,14 @@ def deploy_here(deploy_kit: Any):
 
 
 def registry_args(store: RegistryStore) -> list[str]:
-    return ["--tracking-uri", store.tracking_uri, "--mlflow-config", str(REPO / "mlflow.yaml")]
+    return [
+        "--model",
+        MODEL,
+        "--tracking-uri",
+        store.tracking_uri,
+        "--mlflow-config",
+        str(REPO / "mlflow.yaml"),
+    ]
 
 
 def rollout_of(path: Path) -> dict:
@@ -164,8 +173,8 @@ def test_render_rejects_bad_input_with_one_line(
     args: list[str], message: str, registry_store: RegistryStore, tmp_path: Path
 ) -> None:
     result = deploy(
-        "render", "--model-version", "champion", "--rendered-dir", str(tmp_path), *args,
-        *registry_args(registry_store),
+        "render", "--model-version", "champion", "--rendered-dir", str(tmp_path),
+        *registry_args(registry_store), *args,  # after: the case's own --model wins
     )  # fmt: skip
     assert one_error_line(result) == message
     assert list(tmp_path.iterdir()) == []
@@ -213,7 +222,7 @@ def test_stage_without_a_registry_keeps_the_committed_versions_as_unresolved(tmp
     missing = f"sqlite:///{tmp_path / 'no-such.db'}"
     result = deploy(
         "stage", "--overlays", "dev", "--k8s", str(REPO / "k8s"), "--tracking-uri", missing,
-        "--mlflow-config", str(REPO / "mlflow.yaml"), cwd=tmp_path,
+        "--mlflow-config", str(REPO / "mlflow.yaml"), "--params", str(REPO / "params.yaml"), cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "metrics" / "deploy.json").read_text())

@@ -242,3 +242,14 @@ def test_the_stage_reports_validation_problems_instead_of_raising(tmp_path: Path
     assert results["dev"].problems == [expected]
     assert (tmp_path / "out" / "dev.yaml").exists()  # written anyway, to be looked at
     assert json.loads((tmp_path / "d.json").read_text())["totals"]["problems"] == len(results["dev"].problems)
+
+
+def test_the_deployed_model_defaults_to_the_first_of_params_models(tmp_path: Path) -> None:
+    from aistudio.deploy.cli import default_model
+
+    params = tmp_path / "params.yaml"
+    params.write_text("models:\n  smollm2: {family: causal}\n  t5_small: {family: seq2seq}\n")
+    assert default_model(params) == "smollm2"
+    params.write_text("models: {}\n")
+    with pytest.raises(UserError, match=r"params.yaml: models: no model defined; add one or pass --model"):
+        default_model(params)

@@ -78,7 +78,6 @@ LORA_DIR = MODELS_DIR / "lora"
 CHECKPOINTS_DIR = MODELS_DIR / "checkpoints"
 QUANTIZED_DIR = MODELS_DIR / "quantized"
 # A domain's LoRA adapter folded into the base weights, the source of that domain's variants.
-MERGED_DIR = MODELS_DIR / "merged"
 BUNDLES_DIR = MODELS_DIR / "bundles"
 
 
@@ -113,8 +112,10 @@ def quantized_dir(model: str, variant: str, domain: str | None = None, root: Pat
     return base / "domains" / domain / variant if domain else base / variant
 
 
-def merged_dir(model: str, domain: str) -> Path:
-    return MERGED_DIR / model / domain
+def merged_dir(model: str, domain: str, root: Path = QUANTIZED_DIR) -> Path:
+    """The fp32 domain model quantize_models merges from an adapter, beside its quantized variants:
+    inside the stage's declared output, so DVC caches and restores it with them."""
+    return Path(root) / model / "domains" / domain / "merged"
 
 
 def bundle_dir(model: str, root: Path = BUNDLES_DIR) -> Path:

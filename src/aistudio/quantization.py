@@ -70,7 +70,7 @@ def variant_dir(
     """layout.quantized_dir of a variant under `root`; the fp32 reference is the source model's
     own directory (the base, or the merged domain model)."""
     if variant == REFERENCE:
-        return merged_dir(model, domain) if domain else layout.base_dir(model)
+        return merged_dir(model, domain, root) if domain else layout.base_dir(model)
     if variant not in VARIANT_NAMES:
         raise UserError(
             f"unknown quantized variant '{variant}': expected one of {[*VARIANT_NAMES, REFERENCE]}"
@@ -778,7 +778,7 @@ def _merged_domains(
                 v: {"status": "unavailable", "reason": reason} for v in [REFERENCE, *cfg.variants]
             }
             continue
-        source = merge_domain_model(model_name, domain, adapters[domain], merged_dir(model_name, domain))
+        source = merge_domain_model(model_name, domain, adapters[domain], merged_dir(model_name, domain, out))
         merged[domain] = quantize_and_measure(
             source, lambda v, d=domain: variant_dir(model_name, v, d, out), cfg, plain
         )

@@ -294,9 +294,9 @@ def test_stage_measures_every_variant_against_fp32_and_logs_one_mlflow_run(
     merged = result["merged_domains"]
     assert (
         merged["code"]["4bit"]["status"] == "ok"
-        and merged["code"][REFERENCE]["directory"] == "models/merged/tiny/code"
+        and merged["code"][REFERENCE]["directory"] == "models/quantized/tiny/domains/code/merged"
     )
-    assert ModelCard.load(Path("models/merged/tiny/code")).stage == "merged"
+    assert ModelCard.load(Path("models/quantized/tiny/domains/code/merged")).stage == "merged"
     assert (variant_dir("tiny", "dynamic", "code") / "model.safetensors").exists()
     assert all(
         v["status"] == "unavailable" and "no adapter" in v["reason"] for v in merged["creative"].values()

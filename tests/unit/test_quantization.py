@@ -46,7 +46,7 @@ def test_variants_live_under_models_quantized_and_fp32_is_the_source_model() -> 
     assert (
         variant_dir("phi2", REFERENCE, "code")
         == merged_dir("phi2", "code")
-        == Path("models/merged/phi2/code")
+        == Path("models/quantized/phi2/domains/code/merged")
     )
 
 

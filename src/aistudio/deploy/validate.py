@@ -41,6 +41,7 @@ import yaml
 
 from aistudio import layout
 from aistudio.deploy.contract import metric_family
+from aistudio.deploy.rbac import check_rbac
 from aistudio.errors import UserError
 
 KUBERNETES_VERSION = "1.32"
@@ -168,6 +169,7 @@ def check_objects(objects: list[dict[str, Any]]) -> list[str]:
         problems += check_metric_names(obj)
         problems += check_analysis_guards(obj)
     problems += check_references(objects)
+    problems += check_rbac(objects, pod_spec_of)
     return problems
 
 

@@ -26,6 +26,9 @@ REPO = Path(__file__).resolve().parents[3]
 RecordedBinary = Any
 RegistryStore = Any
 IMAGE = "registry.example.com/ml/model-server:0.2.0"
+DIGEST = "registry.example.com/ml/model-server@sha256:" + "b" * 64
+# staging and production run digests only (aistudio.deploy.integrity)
+RELEASE_IMAGE = {"dev": IMAGE, "staging": DIGEST, "production": DIGEST}
 NAMESPACES = {"dev": "aistudio-dev", "staging": "aistudio-staging", "production": "aistudio-production"}
 
 
@@ -98,13 +101,14 @@ def cluster_env(kubectl: RecordedBinary, *extra_dirs: Path) -> dict[str, str]:
 def test_render_pins_the_champion_and_the_image_in_every_overlay(
     overlay: str, registry_store: RegistryStore, tmp_path: Path, deploy_here: Any
 ) -> None:
+    image = RELEASE_IMAGE[overlay]
     result = deploy_here(
-        "render", "--overlay", overlay, "--model-version", "champion", "--image", IMAGE,
+        "render", "--overlay", overlay, "--model-version", "champion", "--image", image,
         "--rendered-dir", str(tmp_path), *registry_args(registry_store),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     path = tmp_path / f"{overlay}.yaml"
-    assert pinned(path) == (registry_store.name, "2", {IMAGE})
+    assert pinned(path) == (registry_store.name, "2", {image})
     assert rollout_of(path)["metadata"]["namespace"] == NAMESPACES[overlay]
     assert path.read_text().startswith(f"# Rendered from k8s/overlays/{overlay}")
     assert "version 2 (alias champion)" in result.stdout
@@ -114,11 +118,24 @@ def test_render_takes_a_version_number_as_is(
     registry_store: RegistryStore, tmp_path: Path, deploy_here: Any
 ) -> None:
     result = deploy_here(
-        "render", "--overlay", "production", "--model-version", "3", "--image", IMAGE,
+        "render", "--overlay", "production", "--model-version", "3", "--image", DIGEST,
         "--rendered-dir", str(tmp_path), *registry_args(registry_store),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert pinned(tmp_path / "production.yaml")[:2] == (registry_store.name, "3")
+
+
+def test_render_of_a_tag_for_production_is_refused_with_the_digest_fix(
+    registry_store: RegistryStore, tmp_path: Path, deploy_here: Any
+) -> None:
+    result = deploy_here(
+        "render", "--overlay", "production", "--model-version", "3", "--image", IMAGE,
+        "--rendered-dir", str(tmp_path), *registry_args(registry_store),
+    )  # fmt: skip
+    line = one_error_line(result)
+    assert line.startswith(f"error: production: --image {IMAGE} is not pinned by digest")
+    assert "--image registry.example.com/ml/model-server@sha256:<digest>" in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_render_of_an_unknown_alias_names_it_and_lists_the_existing_ones(

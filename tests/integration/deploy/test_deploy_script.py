@@ -9,6 +9,7 @@ as a real subprocess.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -123,6 +124,13 @@ def test_render_takes_a_version_number_as_is(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert pinned(tmp_path / "production.yaml")[:2] == (registry_store.name, "3")
+    from aistudio.registry import ModelRegistry
+
+    last = ModelRegistry(registry_store.tracking_uri).audit.entries(registry_store.name)[-1]
+    assert (last.action, last.version, last.outcome) == ("deploy_render", 3, "ok")
+    assert last.details["overlay"] == "production" and last.details["image"] == DIGEST
+    rendered = (tmp_path / "production.yaml").read_bytes()
+    assert last.details["rendered_sha256"] == hashlib.sha256(rendered).hexdigest()
 
 
 def test_render_of_a_tag_for_production_is_refused_with_the_digest_fix(

@@ -286,6 +286,8 @@ class MlflowAuditStore:
             self._run_id = runs[0].info.run_id
         elif create:
             run = self.client.create_run(experiment_id, tags={TAG_AUDIT_RUN: "true"}, run_name=AUDIT_RUN_NAME)
+            # A holder of artifacts, not a job: FINISHED, so the UI does not show it running forever.
+            self.client.set_terminated(run.info.run_id)
             self._run_id = run.info.run_id
         return self._run_id
 

@@ -98,7 +98,9 @@ def main() -> int:
             from aistudio.errors import UserError
 
             raise UserError(f"audit log: {result.problems[0]}")
-        print(f"audit log: {result.entries} entries, hash chain intact")
+        print(
+            f"audit log: {result.entries} {'entry' if result.entries == 1 else 'entries'}, hash chain intact"
+        )
     elif args.command == "audit":
         entries = registry.audit.entries(args.model)
         print("\n".join(e.to_line() for e in entries) if args.json else format_log(entries) or "(no entries)")

@@ -131,7 +131,7 @@ def test_audit_answers_who_promoted_what_when_and_why(registry: ModelRegistry, t
     assert _cli(registry, tmp_path, "audit", "--model", "someone-else").stdout.strip() == "(no entries)"
     intact = _cli(registry, tmp_path, "audit", "verify")
     assert intact.returncode == 0, intact.stderr
-    assert intact.stdout.strip() == "audit log: 1 entries, hash chain intact"
+    assert intact.stdout.strip() == "audit log: 1 entry, hash chain intact"
 
 
 def _three_entries(registry: ModelRegistry) -> Path:

@@ -45,6 +45,8 @@ PROMETHEUS_CONFIG = MONITORING_DIR / "prometheus.yml"
 
 # The team stack of `make team-up` (PostgreSQL, S3, MLflow server): its state, logs and `env` file.
 TEAM_DIR = Path(".team")
+# The local mirror of the registry's audit trail (aistudio.audit): a copy the stored log must extend.
+AUDIT_MIRROR = Path(".audit") / "audit.jsonl"
 
 # --- data ----------------------------------------------------------------------------------------
 

@@ -10,6 +10,9 @@ the model version's source is that artifact directory. Not `mlflow.transformers.
 reloads a PeftModel with random adapter weights. Not `register_model("runs:/...")`: in MLflow 3 it
 looks for a LoggedModel, which plain artifacts are not. Every version is tagged with the sha256 of
 its manifest, so a download is checked against what was registered, not only against itself.
+
+Every write (register, gate decision, promote, rollback) is appended to the audit trail
+(aistudio.audit) kept in the same tracking store; a log that does not verify blocks the write.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from aistudio.audit import AuditTrail, MlflowAuditStore, default_artifact_location
 from aistudio.bundle import BUNDLE_FORMAT, MANIFEST, Manifest, sha256_file, verify_bundle
 from aistudio.errors import UserError
 from aistudio.tracking_store import check_reachable
@@ -111,9 +115,11 @@ def version_tags(manifest: Manifest, manifest_sha256: str) -> dict[str, str]:
 class ModelRegistry:
     """Registered models of one MLflow tracking store, addressed by name, version and alias."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, audit_mirror: Path | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        store = MlflowAuditStore(self.client, default_artifact_location(tracking_uri))
+        self.audit = AuditTrail(store, audit_mirror)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -219,6 +225,7 @@ class ModelRegistry:
         manifest = verify_bundle(bundle_dir)
         new_tags = {**(tags or {}), **version_tags(manifest, sha256_file(bundle_dir / MANIFEST))}
         with self._errors(f"run {run_id}"):
+            self.audit.require_intact()
             run = self.client.get_run(run_id)
             if self.client.list_artifacts(run_id, BUNDLE_ARTIFACT):
                 raise UserError(
@@ -243,6 +250,17 @@ class ModelRegistry:
                     self.client.delete_registered_model(registered_name)
                 raise
             self.client.set_registered_model_alias(registered_name, CHALLENGER, str(version.version))
+            self.audit.record(
+                "register",
+                registered_name,
+                int(version.version),
+                {
+                    "manifest_sha256": new_tags[TAG_MANIFEST_SHA256],
+                    "run_id": run_id,
+                    "variant": manifest.variant,
+                    "alias": CHALLENGER,
+                },
+            )
         return int(version.version)
 
     def describe(self, name: str, description: str, version: int | None = None) -> None:
@@ -263,21 +281,42 @@ class ModelRegistry:
         self.client.create_registered_model(name, tags=dict(tags))
         return True
 
-    def promote(self, name: str, version: int) -> None:
-        """champion → `version`; the old champion becomes previous-champion; a challenger alias on it goes."""
+    def promote(
+        self,
+        name: str,
+        version: int,
+        reason: str = "",
+        outcome: str = "ok",
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """champion → `version`; the old champion becomes previous-champion; a challenger alias on it goes.
+
+        Recorded in the audit trail with `reason`, `outcome` ("forced" for an override) and `details`.
+        """
         version = int(self._model_version(name, version).version)
         aliases = self.aliases(name)
         current = aliases.get(CHAMPION)
         with self._errors(f"registered model '{name}'"):
+            self.audit.require_intact()
             if current is not None and current != version:
                 # previous-champion first: a crash in between leaves the old champion serving.
                 self.client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(current))
             self.client.set_registered_model_alias(name, CHAMPION, str(version))
             if aliases.get(CHALLENGER) == version:
                 self.client.delete_registered_model_alias(name, CHALLENGER)
+            moved = {"from_champion": current, "manifest_sha256": self._manifest_sha256(name, version)}
+            self.audit.record("promote", name, version, {**moved, **(details or {})}, reason, outcome)
 
-    def rollback(self, name: str) -> int:
-        """champion ← previous-champion, which is then cleared: a second rollback needs a new promotion."""
+    def _manifest_sha256(self, name: str, version: int) -> str:
+        return self.client.get_model_version(name, str(version)).tags.get(TAG_MANIFEST_SHA256, "")
+
+    def rollback(self, name: str, reason: str) -> int:
+        """champion ← previous-champion, which is then cleared: a second rollback needs a new promotion.
+
+        A rollback is an incident decision: it needs a reason, recorded in the audit trail.
+        """
+        if not reason.strip():
+            raise UserError(f"rollback of '{name}' needs a reason: pass --reason \"why the champion goes\"")
         aliases = self.aliases(name)
         previous = aliases.get(PREVIOUS_CHAMPION)
         if previous is None:
@@ -287,11 +326,14 @@ class ModelRegistry:
             )
         demoted = aliases.get(CHAMPION)
         with self._errors(f"registered model '{name}'"):
+            self.audit.require_intact()
             self.client.set_registered_model_alias(name, CHAMPION, str(previous))
             self.client.delete_registered_model_alias(name, PREVIOUS_CHAMPION)
             if demoted is not None and demoted != previous:
                 note = f"rolled back to v{previous}"
                 self.client.set_model_version_tag(name, str(demoted), TAG_PROMOTION, note)
+            details = {"from_champion": demoted, "manifest_sha256": self._manifest_sha256(name, previous)}
+            self.audit.record("rollback", name, previous, details, reason)
         return previous
 
     def promote_if_better(self, name: str, version: int, gate_passed: bool, beats_champion: bool) -> str:
@@ -304,8 +346,13 @@ class ModelRegistry:
         elif champion == int(version):
             decision = f"held: v{version} is already champion"
         else:
-            self.promote(name, version)
             decision = "promoted"
+        outcome = "ok" if decision == "promoted" else "refused"
+        with self._errors(f"registered model '{name}'"):
+            details = {"gate_passed": gate_passed, "beats_champion": beats_champion, "decision": decision}
+            self.audit.record("gate_decision", name, version, details, "", outcome)
+        if decision == "promoted":
+            self.promote(name, version, reason="passed every gate and beats the champion")
         with self._errors(f"registered model '{name}'"):
             self.client.set_model_version_tag(name, str(version), TAG_PROMOTION, decision)
         return decision

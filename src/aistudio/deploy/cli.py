@@ -17,6 +17,7 @@ or a failed kubectl.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import subprocess
@@ -129,7 +130,19 @@ def _render(args: argparse.Namespace) -> int:
     header = render.header_for(args.overlay, pin, shipped, "scripts/deploy_models.py render")
     render.write_manifest(path, render.manifest_text(objects, header))
     print(f"{path}: {len(objects)} objects, {pin.describe()}, image {shipped.image}")
-    return _report([f"{args.overlay}: {p}" for p in check_objects(objects)])
+    problems = [f"{args.overlay}: {p}" for p in check_objects(objects)]
+    _audit_render(registry, name, args.overlay, shipped, path, problems)
+    return _report(problems)
+
+
+def _audit_render(registry, name: str, overlay: str, shipped: render.Served, path: Path, problems) -> None:
+    """A rendered manifest in the registry's audit trail: what would run where, from which image."""
+    version = int(shipped.model_version) if str(shipped.model_version).isdigit() else None
+    details = {"overlay": overlay, "image": shipped.image, "rendered": str(path)}
+    details["rendered_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    if problems:
+        details["problems"] = len(problems)
+    registry.audit.record("deploy_render", name, version, details, "", "failed" if problems else "ok")
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -224,6 +237,10 @@ def _stage(args: argparse.Namespace) -> int:
     )
     for overlay, result in results.items():
         shipped = result.served
+        if registry is not None:
+            _audit_render(
+                registry, shipped.model_name or name, overlay, shipped, result.path, result.problems
+            )
         print(
             f"{overlay}: {result.objects} objects, {shipped.model_name} version {shipped.model_version} "
             f"({result.resolution}), image {shipped.image}, {len(result.problems)} problem(s)"

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import yaml
 
 from aistudio import layout
+from aistudio.deploy.integrity import digest_fix, is_digest, requires_digests
 from aistudio.deploy.validate import check_objects, image_problem, render
 from aistudio.errors import UserError
 from aistudio.io import atomic_writer, write_json
@@ -243,7 +244,13 @@ def render_overlay(
         pinned.mkdir()
         kustomization = _pinning_kustomization(overlay, pin, image, served(committed).image)
         (pinned / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
-        return render(pinned)
+        objects = render(pinned)
+    if image is not None and any(requires_digests(o) for o in objects) and not is_digest(image):
+        raise UserError(
+            f"{overlay}: --image {image} is not pinned by digest; {overlay} runs digests only — "
+            f"{digest_fix(image)}"
+        )
+    return objects
 
 
 class _BlockStyleDumper(yaml.SafeDumper):
@@ -339,9 +346,10 @@ def render_and_validate_all(
     if image is not None:
         check_image(image)
     pin = champion_of()
+    # Every overlay rendered before any is written: an image one overlay refuses changes none.
+    rendered = {overlay: render_overlay(k8s_root, overlay, pin, image) for overlay in overlays}
     results: dict[str, OverlayResult] = {}
-    for overlay in overlays:
-        objects = render_overlay(k8s_root, overlay, pin, image)
+    for overlay, objects in rendered.items():
         shipped = served(objects)
         problems = [f"{overlay}: {problem}" for problem in check_objects(objects)]
         path = layout.rendered_path(overlay, out_dir)

@@ -41,6 +41,8 @@ import yaml
 
 from aistudio import layout
 from aistudio.deploy.contract import metric_family
+from aistudio.deploy.integrity import check_integrity
+from aistudio.deploy.rbac import check_rbac
 from aistudio.errors import UserError
 
 KUBERNETES_VERSION = "1.32"
@@ -168,6 +170,8 @@ def check_objects(objects: list[dict[str, Any]]) -> list[str]:
         problems += check_metric_names(obj)
         problems += check_analysis_guards(obj)
     problems += check_references(objects)
+    problems += check_rbac(objects, pod_spec_of)
+    problems += check_integrity(objects, pod_spec_of)
     return problems
 
 
@@ -388,7 +392,9 @@ def check_secrets(obj: dict[str, Any]) -> list[str]:
             name, value = env.get("name", ""), env.get("value")
             if not value:
                 continue
-            if SECRET_ENV_NAME.search(name.upper()):
+            # NAME_FILE=/abs/path names where a mounted secret is (the *_FILE convention), not its value.
+            names_a_file = name.upper().endswith("_FILE") and str(value).startswith("/")
+            if SECRET_ENV_NAME.search(name.upper()) and not names_a_file:
                 problems.append(f"{ref}: {who} sets {name} inline; use valueFrom.secretKeyRef")
             elif CREDENTIALS_IN_URI.search(str(value)):
                 problems.append(f"{ref}: {who} embeds credentials in {name}; use valueFrom.secretKeyRef")

@@ -9,6 +9,7 @@ as a real subprocess.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -28,6 +29,9 @@ RegistryStore = Any
 IMAGE = "registry.example.com/ml/model-server:0.2.0"
 # registry_store registers aistudio-phi2 (mlflow.yaml registry.phi2); named, not params.yaml's first.
 MODEL = "phi2"
+DIGEST = "registry.example.com/ml/model-server@sha256:" + "b" * 64
+# staging and production run digests only (aistudio.deploy.integrity)
+RELEASE_IMAGE = {"dev": IMAGE, "staging": DIGEST, "production": DIGEST}
 NAMESPACES = {"dev": "aistudio-dev", "staging": "aistudio-staging", "production": "aistudio-production"}
 
 
@@ -107,13 +111,14 @@ def cluster_env(kubectl: RecordedBinary, *extra_dirs: Path) -> dict[str, str]:
 def test_render_pins_the_champion_and_the_image_in_every_overlay(
     overlay: str, registry_store: RegistryStore, tmp_path: Path, deploy_here: Any
 ) -> None:
+    image = RELEASE_IMAGE[overlay]
     result = deploy_here(
-        "render", "--overlay", overlay, "--model-version", "champion", "--image", IMAGE,
+        "render", "--overlay", overlay, "--model-version", "champion", "--image", image,
         "--rendered-dir", str(tmp_path), *registry_args(registry_store),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     path = tmp_path / f"{overlay}.yaml"
-    assert pinned(path) == (registry_store.name, "2", {IMAGE})
+    assert pinned(path) == (registry_store.name, "2", {image})
     assert rollout_of(path)["metadata"]["namespace"] == NAMESPACES[overlay]
     assert path.read_text().startswith(f"# Rendered from k8s/overlays/{overlay}")
     assert "version 2 (alias champion)" in result.stdout
@@ -123,11 +128,31 @@ def test_render_takes_a_version_number_as_is(
     registry_store: RegistryStore, tmp_path: Path, deploy_here: Any
 ) -> None:
     result = deploy_here(
-        "render", "--overlay", "production", "--model-version", "3", "--image", IMAGE,
+        "render", "--overlay", "production", "--model-version", "3", "--image", DIGEST,
         "--rendered-dir", str(tmp_path), *registry_args(registry_store),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert pinned(tmp_path / "production.yaml")[:2] == (registry_store.name, "3")
+    from aistudio.registry import ModelRegistry
+
+    last = ModelRegistry(registry_store.tracking_uri).audit.entries(registry_store.name)[-1]
+    assert (last.action, last.version, last.outcome) == ("deploy_render", 3, "ok")
+    assert last.details["overlay"] == "production" and last.details["image"] == DIGEST
+    rendered = (tmp_path / "production.yaml").read_bytes()
+    assert last.details["rendered_sha256"] == hashlib.sha256(rendered).hexdigest()
+
+
+def test_render_of_a_tag_for_production_is_refused_with_the_digest_fix(
+    registry_store: RegistryStore, tmp_path: Path, deploy_here: Any
+) -> None:
+    result = deploy_here(
+        "render", "--overlay", "production", "--model-version", "3", "--image", IMAGE,
+        "--rendered-dir", str(tmp_path), *registry_args(registry_store),
+    )  # fmt: skip
+    line = one_error_line(result)
+    assert line.startswith(f"error: production: --image {IMAGE} is not pinned by digest")
+    assert "--image registry.example.com/ml/model-server@sha256:<digest>" in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_render_of_an_unknown_alias_names_it_and_lists_the_existing_ones(

@@ -180,7 +180,7 @@ def _free_port() -> int:
 
 
 def test_register_promote_rollback_move_the_aliases_like_mlflow(
-    registry: ModelRegistry, tiny_bundles: TinyBundles, artifact_root: Path
+    registry: ModelRegistry, tiny_bundles: TinyBundles, artifact_root: Path, tmp_path: Path
 ) -> None:
     assert _register(registry, tiny_bundles.v1, artifact_root) == 1
     assert registry.aliases(NAME) == {"challenger": 1}
@@ -190,20 +190,44 @@ def test_register_promote_rollback_move_the_aliases_like_mlflow(
 
     assert _register(registry, tiny_bundles.v2, artifact_root) == 2
     assert registry.aliases(NAME) == {"challenger": 2, "champion": 1}
-    promoted = run_registry_cli("promote", NAME, "--version", "2", "--tracking-uri", registry.tracking_uri)
+    cli = ("--tracking-uri", registry.tracking_uri, "--audit-mirror", str(tmp_path / "audit.jsonl"))
+    # The tiny bundles' evaluation is no gate summary: a plain promote is refused, a forced one audited.
+    refused = run_registry_cli("promote", NAME, "--version", "2", *cli)
+    assert refused.returncode == 2
+    [line] = refused.stderr.strip().splitlines()
+    assert line.startswith(f"error: registered model '{NAME}' v2 fails ") and "--force --reason" in line
+    assert registry.aliases(NAME) == {"challenger": 2, "champion": 1}
+    promoted = run_registry_cli("promote", NAME, "--version", "2", "--force", "--reason", "hotfix", *cli)
     assert promoted.returncode == 0, promoted.stderr
-    assert promoted.stdout.strip() == f"{NAME}: champion=v2 previous-champion=v1"
+    assert (
+        promoted.stdout.strip()
+        == f"{NAME}: champion=v2 previous-champion=v1  (forced past failed gates; audited)"
+    )
     assert registry.aliases(NAME) == {"champion": 2, "previous-champion": 1}
     assert registry.champion_summary(NAME) == {"gate_passed": True, "perplexity": 28.0, "version_hint": 2}
 
-    assert registry.rollback(NAME) == 1
+    no_reason = run_registry_cli("rollback", NAME, *cli)
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    assert registry.rollback(NAME, reason="v2 answers in the wrong language") == 1
     assert registry.aliases(NAME) == {"champion": 1}
     assert registry.show(NAME, 2).tags["aistudio.promotion"] == "rolled back to v1"
-    again = run_registry_cli("rollback", NAME, "--tracking-uri", registry.tracking_uri)
+    again = run_registry_cli("rollback", NAME, "--reason", "again", *cli)
     assert again.returncode == 2
     assert again.stderr.strip().splitlines() == [
         f"error: registered model '{NAME}' has no previous-champion to roll back to (aliases: champion=v1)"
     ]
+    trail = [(e.action, e.version, e.outcome, e.reason) for e in registry.audit.entries(NAME)]
+    assert trail == [
+        ("register", 1, "ok", ""),
+        ("promote", 1, "ok", ""),
+        ("register", 2, "ok", ""),
+        ("promote", 2, "refused", ""),
+        ("promote", 2, "forced", "hotfix"),
+        ("rollback", 1, "ok", "v2 answers in the wrong language"),
+    ]
+    verified = run_registry_cli("audit", "verify", *cli)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.strip() == "audit log: 6 entries, hash chain intact"
 
     [listed] = registry.list_models()
     assert (listed.name, listed.versions, listed.aliases) == (NAME, (1, 2), {"champion": 1})
@@ -235,7 +259,7 @@ def test_champion_download_serves_what_was_in_memory_for_every_adapter(
 ) -> None:
     for bundle in (tiny_bundles.v1, tiny_bundles.v2):
         registry.promote(NAME, _register(registry, bundle, artifact_root))
-    registry.rollback(NAME)
+    registry.rollback(NAME, reason="test")
     champion = registry.download(f"models:/{NAME}@champion", tmp_path / "champion")
     assert champion == tmp_path / "champion"
     _assert_serves(champion, tiny_bundles, tiny_bundles.v1)

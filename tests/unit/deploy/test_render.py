@@ -145,17 +145,22 @@ def test_champion_pin_is_none_without_a_model_or_a_champion() -> None:
 # --- rendering ---------------------------------------------------------------------------------------------
 
 
+# Staging and production run digests only; dev takes a tag.
+RELEASE_IMAGE = {"dev": IMAGE, "staging": DIGEST, "production": DIGEST}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_render_pins_model_and_image_and_changes_nothing_else(overlay: str) -> None:
+    image = RELEASE_IMAGE[overlay]
     committed = render_overlay(K8S, overlay)
-    pinned = render_overlay(K8S, overlay, ModelPin("aistudio-phi2", 7, "champion"), IMAGE)
-    assert served(pinned) == served(pinned).__class__("aistudio-phi2", "7", IMAGE)
-    assert images(pinned) == {IMAGE}  # the init container moves with the server
+    pinned = render_overlay(K8S, overlay, ModelPin("aistudio-phi2", 7, "champion"), image)
+    assert served(pinned) == served(pinned).__class__("aistudio-phi2", "7", image)
+    assert images(pinned) == {image}  # the init container moves with the server
     assert check_objects(pinned) == []
 
     def without_pins(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
         text = yaml.safe_dump_all(objects)
-        for value in (IMAGE, *images(committed)):
+        for value in (image, *images(committed)):
             text = text.replace(value, "IMAGE")
         documents = list(yaml.safe_load_all(text))
         rollout = next(d for d in documents if d["kind"] == "Rollout")
@@ -169,6 +174,37 @@ def test_render_by_digest_pins_the_digest() -> None:
     assert images(render_overlay(K8S, "production", image=DIGEST)) == {DIGEST}
 
 
+@pytest.mark.parametrize("overlay", ["staging", "production"])
+def test_a_tag_is_refused_where_only_digests_run_with_the_fix(overlay: str) -> None:
+    with pytest.raises(UserError) as refused:
+        render_overlay(K8S, overlay, image=IMAGE)
+    assert refused.value.problems == [
+        f"{overlay}: --image {IMAGE} is not pinned by digest; {overlay} runs digests only — "
+        "pin it by digest: --image registry.example.com/ml/model-server@sha256:<digest> "
+        f"(`docker buildx imagetools inspect {IMAGE}` prints the digest of a pushed tag)"
+    ]
+
+
+def test_a_tag_refused_by_one_overlay_leaves_every_rendered_file_unwritten(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="^staging: --image .* is not pinned by digest"):
+        render_and_validate_all(K8S, OVERLAYS, lambda: None, IMAGE, tmp_path / "out", tmp_path / "d.json")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "d.json").exists()
+
+
+def test_staging_and_production_commit_digests_and_mount_the_key_file() -> None:
+    for overlay in OVERLAYS:
+        objects = render_overlay(K8S, overlay)
+        pod = next(o for o in objects if o["kind"] == "Rollout")["spec"]["template"]["spec"]
+        [server] = [c for c in pod["containers"] if c["name"] == "server"]
+        env = {e["name"]: e for e in server["env"]}
+        assert "AISTUDIO_API_KEYS" not in env
+        assert env["AISTUDIO_API_KEY_FILE"]["value"] == "/etc/aistudio-keys/keys"
+        [keys] = [v for v in pod["volumes"] if v["name"] == "api-keys"]
+        assert keys["secret"]["secretName"] == "model-server-api-keys"
+        if overlay != "dev":
+            assert all("@sha256:" in image for image in images(objects))
+
+
 def test_render_without_pins_is_the_committed_overlay() -> None:
     shipped = served(render_overlay(K8S, "dev"))
     committed = yaml.safe_load((K8S / "overlays/dev/model.yaml").read_text())
@@ -180,7 +216,7 @@ def test_render_without_pins_is_the_committed_overlay() -> None:
 
 
 def test_the_manifest_text_round_trips_and_keeps_queries_readable(tmp_path: Path) -> None:
-    objects = render_overlay(K8S, "production", ModelPin("aistudio-phi2", 4), IMAGE)
+    objects = render_overlay(K8S, "production", ModelPin("aistudio-phi2", 4), DIGEST)
     path = tmp_path / "production.yaml"
     path.write_text(manifest_text(objects, "line one\nline two"))
     text = path.read_text()
@@ -212,7 +248,7 @@ def test_the_stage_records_every_overlay_and_the_totals(tmp_path: Path) -> None:
         "model_name": "aistudio-phi2",
         "model_version": 5,
         "resolution": "champion",
-        "image": "ghcr.io/aistudio/model-server:0.1.0",
+        "image": served(render_overlay(K8S, "production")).image,
         "rendered": str(tmp_path / "rendered" / "production.yaml"),
     }
     assert recorded["totals"]["problems"] == 0 and recorded["totals"]["overlays"] == 3
@@ -222,10 +258,10 @@ def test_the_stage_records_every_overlay_and_the_totals(tmp_path: Path) -> None:
 
 def test_the_stage_without_a_champion_records_unresolved(tmp_path: Path) -> None:
     metrics = tmp_path / "deploy.json"
-    results = render_and_validate_all(K8S, ["staging"], lambda: None, IMAGE, tmp_path, metrics)
+    results = render_and_validate_all(K8S, ["staging"], lambda: None, DIGEST, tmp_path, metrics)
     assert results["staging"].resolution == "unresolved"
     assert json.loads(metrics.read_text())["totals"]["unresolved"] == 1
-    assert served(load_manifest(tmp_path / "staging.yaml")).image == IMAGE
+    assert served(load_manifest(tmp_path / "staging.yaml")).image == DIGEST
 
 
 def test_the_stage_reports_validation_problems_instead_of_raising(tmp_path: Path) -> None:

@@ -192,11 +192,37 @@ def test_a_latest_image_tag_is_reported(k8s: Path) -> None:
         k8s / "base" / "rollout.yaml",
         lambda r: server(r).update(image="ghcr.io/aistudio/model-server:latest"),
     )
-    assert validate_overlay(k8s / "overlays" / "production") == [
+    replace_text(k8s / "overlays" / "dev" / "kustomization.yaml", "    newTag: 0.1.0-cpu\n", "")
+    assert validate_overlay(k8s / "overlays" / "dev") == [
         (
-            "production: Rollout/model-server: container server image ghcr.io/aistudio/model-server:latest "
+            "dev: Rollout/model-server: container server image ghcr.io/aistudio/model-server:latest "
             "uses the mutable tag latest; pin a version"
         )
+    ]
+
+
+def test_a_tag_where_only_digests_run_is_reported_with_the_fix(k8s: Path) -> None:
+    replace_text(
+        k8s / "overlays" / "production" / "kustomization.yaml", "    digest: sha256:", "    newTag: x"
+    )
+    problems = validate_overlay(k8s / "overlays" / "production")
+    assert len(problems) == 2, problems  # the init container and the server
+    assert problems[0].startswith(
+        "production: Rollout/model-server: container fetch-bundle image ghcr.io/aistudio/model-server:x"
+    )
+    assert "is not pinned by digest; this environment runs digests only — pin it by digest: " in problems[0]
+
+
+def test_api_keys_as_an_env_value_are_reported(k8s: Path) -> None:
+    def keys_in_env(rollout: dict[str, Any]) -> None:
+        server(rollout)["env"].append(
+            {"name": "AISTUDIO_API_KEYS", "valueFrom": {"secretKeyRef": {"name": "k", "key": "keys"}}}
+        )
+
+    edit_yaml(k8s / "base" / "rollout.yaml", keys_in_env)
+    assert validate_overlay(k8s / "overlays" / "dev") == [
+        "dev: Rollout/model-server: container server gets API keys as the env value AISTUDIO_API_KEYS; "
+        "mount the key file from the Secret and set AISTUDIO_API_KEY_FILE to its path"
     ]
 
 

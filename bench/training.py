@@ -317,7 +317,7 @@ def memory_probe(method: str, tokenizer_dir: Path) -> dict[str, Any]:
     parent, ready-made, so nothing but imports, data and model precede training.
     """
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    examples = [example_from_record(r) for r in skewed_records(SKEWED_EXAMPLES, SEED)]
+    examples = [example_from_record(r, tokenizer) for r in skewed_records(SKEWED_EXAMPLES, SEED)]
     rows = pack_examples(encode_all(examples, tokenizer), MAX_LENGTH)
     model = fresh_model(tokenizer)
     if method == "lora":

@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from aistudio.config import TinyArchitecture
-from aistudio.modeling.prompts import RESPONSE_MARKER, Example
+from aistudio.modeling.prompts import Example, prompt_format
 from aistudio.modeling.tokenizer import SpecialTokens
 
 IGNORE_INDEX = -100
@@ -70,8 +70,8 @@ class ModelFamily(ABC):
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def prompt_tail(self, tokenizer: PreTrainedTokenizerBase) -> int:
-        """Tokens kept from the end of an over-long prompt: the response marker and one before it."""
-        return len(self.token_ids(tokenizer, "\n\n" + RESPONSE_MARKER)) + 1
+        """Tokens kept from the end of an over-long prompt: the format's answer marker and one before it."""
+        return len(self.token_ids(tokenizer, prompt_format(tokenizer).answer_marker)) + 1
 
     def prompt_overhead(self, tokenizer: PreTrainedTokenizerBase, template: str) -> int:
         return len(self.token_ids(tokenizer, template)) + 2

@@ -32,7 +32,7 @@ from aistudio import tracking
 from aistudio.config import TrainingConfig
 from aistudio.errors import UserError
 from aistudio.modeling.family import Encoded, ModelFamily
-from aistudio.modeling.prompts import example_from_record, render_prompt
+from aistudio.modeling.prompts import prompt_format
 from aistudio.training.checkpoints import (
     adapter_checkpoint_dir,
     last_complete_checkpoint,
@@ -107,7 +107,7 @@ def check_prompt_fits(
     family: ModelFamily, tokenizer: PreTrainedTokenizerBase, cfg: TrainingConfig, key: str
 ) -> None:
     """The template alone must leave room for a target; otherwise no example can be trained on."""
-    overhead = family.prompt_overhead(tokenizer, render_prompt("x", "x"))
+    overhead = family.prompt_overhead(tokenizer, prompt_format(tokenizer).instruction("x", "x"))
     if cfg.max_length <= overhead:
         raise UserError(
             f"params.yaml: {key}.max_length ({cfg.max_length}) is smaller than the prompt template "
@@ -122,8 +122,9 @@ def encode_records(
     cfg: TrainingConfig,
 ) -> tuple[list[Encoded], int]:
     encoded, skipped = [], 0
+    fmt = prompt_format(tokenizer)
     for record in records:
-        item = family.encode(example_from_record(record), tokenizer, cfg.max_length, cfg.loss_on_output_only)
+        item = family.encode(fmt.example(record), tokenizer, cfg.max_length, cfg.loss_on_output_only)
         if item is None:
             skipped += 1
         else:

@@ -39,6 +39,7 @@ from aistudio.config import TinyArchitecture
 from aistudio.environment import apply_offline_defaults
 from aistudio.io import read_jsonl, write_json
 from aistudio.layout import BENCH_DIR, PARAMS_FILE, PROCESSED_DIR, split_path
+from aistudio.modeling.architectures import LORA_TARGETS
 from aistudio.modeling.family import CausalFamily, Encoded
 from aistudio.modeling.prompts import Example, example_from_record
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
@@ -286,7 +287,7 @@ def with_lora(model: PreTrainedModel) -> PreTrainedModel:
         r=8,
         lora_alpha=16,
         lora_dropout=0.0,
-        target_modules=list(FAMILY.lora_targets),
+        target_modules=list(LORA_TARGETS["phi"]),
         task_type=FAMILY.peft_task_type,
     )
     return get_peft_model(model, config)

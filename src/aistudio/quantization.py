@@ -293,7 +293,7 @@ def _try_recipe(
         "source": str(source_dir),
         "source_stage": card.stage,
     }
-    ModelCard(card.model, card.family, "quantized", card.domain, metrics).save(scratch)
+    ModelCard(card.model, card.family, "quantized", card.domain, metrics, purpose=card.purpose).save(scratch)
     del model
     reloaded, tokenizer, _, family = load_model_dir(scratch, **_device_kwargs())
     reloaded.eval()
@@ -591,9 +591,10 @@ def trained_adapters(model_name: str, domains: Sequence[str]) -> dict[str, Path]
 
 def merge_domain_model(model_name: str, domain: str, adapter_dir: Path, out_dir: Path) -> Path:
     """Fold one domain adapter into the fp32 base and save it as a standalone model directory."""
-    model, tokenizer, _, family = load_model_dir(layout.base_dir(model_name), expect_model=model_name)
+    model, tokenizer, base, family = load_model_dir(layout.base_dir(model_name), expect_model=model_name)
     merged = AdapterSet.load(model, family, {domain: adapter_dir}).merged(domain)
-    card = ModelCard(model_name, family.name, "merged", domain, {"adapter": str(adapter_dir)})
+    metrics = {"adapter": str(adapter_dir)}
+    card = ModelCard(model_name, family.name, "merged", domain, metrics, purpose=base.purpose)
     save_model_dir(out_dir, merged, tokenizer, card)
     return out_dir
 

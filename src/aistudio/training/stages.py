@@ -8,6 +8,7 @@ where every rank trains and only the first one writes.
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
@@ -125,6 +126,12 @@ def validation_losses(
     }
 
 
+def domain_mean(domains: Mapping[str, Mapping[str, float | int]]) -> dict[str, float]:
+    """The unweighted mean over domains: each domain counts once, whatever its share of the split."""
+    loss = sum(d["eval_loss"] for d in domains.values()) / len(domains)
+    return {"eval_loss": loss, "eval_perplexity": math.exp(min(loss, 50.0))}
+
+
 def train_base_model(
     params: Params,
     model_name: str,
@@ -163,9 +170,10 @@ def record_pretrained_base(
     with _run(mlflow_cfg, "train_base_models", section, inputs, f"train_base-{model_name}", cfg):
         scratch = layout.checkpoint_dir("base", model_name)
         domains = validation_losses(model, tokenizer, family, validation, params.data.domains, cfg, scratch)
-        overall = evaluate_loss(model, tokenizer, family, validation, cfg, scratch)
+        if not domains:
+            raise UserError(f"{inputs[1]}: no record of data.domains {params.data.domains} to measure on")
         metrics = {
-            **overall,
+            **domain_mean(domains),
             "init": "pretrained",
             "parameters": sum(p.numel() for p in model.parameters()),
             "global_step": 0,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from aistudio import layout
 from aistudio.cli import run_cli
 from aistudio.config import read_yaml
 from aistudio.recipes import RECIPES_FILE, check_recipes, load_recipes, merged_params, write_params
@@ -21,7 +22,7 @@ def main() -> int:
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--recipe", help="the recipe to apply (a key of recipes:)")
     action.add_argument("--check", action="store_true", help="validate every recipe; change nothing")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=layout.PARAMS_FILE)
     parser.add_argument("--config", type=Path, default=RECIPES_FILE)
     args = parser.parse_args()
     if args.check:

@@ -16,10 +16,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from aistudio import layout
 from aistudio.config import Params, TrainingRecipes, format_validation_error, read_yaml, validate
 from aistudio.errors import UserError
 
-RECIPES_FILE = Path("configs/training_config.yaml")
+RECIPES_FILE = layout.TRAINING_CONFIG_FILE
 # Replaced whole, not merged: a recipe's models are the run's model set.
 REPLACED_SECTIONS = frozenset({"models"})
 

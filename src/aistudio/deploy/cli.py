@@ -44,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     registry = argparse.ArgumentParser(add_help=False)
     registry.add_argument(
-        "--model", default="phi2", help="params model key; mlflow.yaml registry names it (default: phi2)"
+        "--model",
+        default="smollm2",
+        help="params model key; mlflow.yaml registry names it (default: smollm2)",
     )
     registry.add_argument("--tracking-uri", help="MLflow tracking URI (default: mlflow.yaml's)")
     registry.add_argument("--mlflow-config", type=Path, default=layout.MLFLOW_FILE)

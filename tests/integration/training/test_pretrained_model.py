@@ -10,8 +10,8 @@ import torch
 
 from aistudio import layout
 from aistudio.config import LoraConfig, Params, TrainingConfig, load_params
-from aistudio.modeling.importing import sha256_of
 from aistudio.modeling.loading import ModelCard, load_model_dir
+from aistudio.modeling.sources import sha256_of
 from aistudio.training.adapters import AdapterSet, attach_lora, save_adapter, trainable_parameter_share
 from aistudio.training.stages import for_domain, load_split, train_base_model
 from aistudio.training.trainer import TrainJob, run_training

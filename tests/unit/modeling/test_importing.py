@@ -11,13 +11,8 @@ from transformers import AutoModelForCausalLM
 
 from aistudio.config import BaseModelConfig, load_params
 from aistudio.errors import UserError
-from aistudio.modeling.importing import (
-    check_chat_template,
-    check_sha256,
-    import_pretrained,
-    package_file,
-    sha256_of,
-)
+from aistudio.modeling.importing import check_chat_template, import_pretrained
+from aistudio.modeling.sources import check_sha256, package_file, sha256_of, verify_package_sources
 
 SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"  # params.yaml's pin
 
@@ -40,6 +35,21 @@ def test_a_wrong_sha256_names_the_file_both_digests_and_the_fix(tmp_path: Path) 
     text = str(err.value)
     assert str(blob) in text and sha256_of(blob) in text and "0" * 64 in text and "reinstall" in text
     check_sha256(blob, sha256_of(blob).upper())  # the right digest passes, whatever its case
+
+
+def test_every_problem_with_package_sources_is_reported_at_once(repo_root: Path) -> None:
+    params = load_params(repo_root / "params.yaml")
+    data = params.model_dump()
+    data["models"]["other"] = {
+        **data["models"]["smollm2"],
+        "source": {"package": "llm-absent", "file": "x/y.gguf", "sha256": "0" * 64},
+    }
+    data["models"]["smollm2"]["source"]["sha256"] = "1" * 64
+    with pytest.raises(UserError) as caught:
+        verify_package_sources(type(params).model_validate(data))
+    first, second = caught.value.problems
+    assert "does not match the pinned 1111" in first and "package 'llm-absent' is not installed" in second
+    assert set(verify_package_sources(params)) == {"smollm2"}
 
 
 def test_the_converted_model_is_a_plain_safetensors_directory_that_reloads(smollm2_dir: Path) -> None:

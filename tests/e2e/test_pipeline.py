@@ -59,6 +59,13 @@ def _minimal_params(repo: Path) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+# The first test pays for the module's one `dvc repro`: the real SmolLM2 imported from its wheel,
+# 4 fine-tunes and 4 adapters per model, quantization and evaluation at minimal budgets (~8 min on
+# a quiet 2-core machine). The suite's 600 s default would kill it on a loaded one; `_dvc` bounds
+# each call at 1800 s, so this is that plus the module's fast checks.
+pytestmark = pytest.mark.timeout(2400)
+
+
 @pytest.fixture(scope="module")
 def pipeline(make_repo_copy) -> Path:
     repo = make_repo_copy("e2e")

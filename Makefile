@@ -30,7 +30,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup pipeline test bench serve monitor clean-outputs team-up team-down team-status
 
-SERVE_MODEL ?= aistudio-phi2
+SERVE_MODEL ?= aistudio-smollm2
 SERVE_PORT ?= 8000
 PROMETHEUS_ADDR ?= 127.0.0.1:9090
 PROMETHEUS_DATA ?= .prometheus

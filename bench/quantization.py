@@ -106,7 +106,7 @@ def synthetic_records(count: int, seed: int) -> list[dict[str, str]]:
 
 
 def train_fp32(records: Sequence[Mapping[str, Any]], tokenizer: Any) -> tuple[Any, list[float]]:
-    examples = [example_from_record(r) for r in records]
+    examples = [example_from_record(r, tokenizer) for r in records]
     encoded = [
         e for e in (FAMILY.encode(x, tokenizer, MAX_LENGTH, loss_on_output_only=False) for x in examples) if e
     ]
@@ -181,7 +181,7 @@ def run_bench() -> dict[str, Any]:
     total = sum(p.numel() for p in model.parameters())
     embedded = model.get_input_embeddings().weight.numel() + model.get_output_embeddings().weight.numel()
     train_seconds = time.perf_counter() - started
-    prompts = latency_prompts(validation, CFG.latency_prompts)
+    prompts = latency_prompts(validation, CFG.latency_prompts, tokenizer)
 
     with tempfile.TemporaryDirectory() as workdir:
         source = Path(workdir) / REFERENCE

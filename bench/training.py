@@ -39,6 +39,7 @@ from aistudio.config import TinyArchitecture
 from aistudio.environment import apply_offline_defaults
 from aistudio.io import read_jsonl, write_json
 from aistudio.layout import BENCH_DIR, PARAMS_FILE, PROCESSED_DIR, split_path
+from aistudio.modeling.architectures import LORA_TARGETS
 from aistudio.modeling.family import CausalFamily, Encoded
 from aistudio.modeling.prompts import Example, example_from_record
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
@@ -286,7 +287,7 @@ def with_lora(model: PreTrainedModel) -> PreTrainedModel:
         r=8,
         lora_alpha=16,
         lora_dropout=0.0,
-        target_modules=list(FAMILY.lora_targets),
+        target_modules=list(LORA_TARGETS["phi"]),
         task_type=FAMILY.peft_task_type,
     )
     return get_peft_model(model, config)
@@ -317,7 +318,7 @@ def memory_probe(method: str, tokenizer_dir: Path) -> dict[str, Any]:
     parent, ready-made, so nothing but imports, data and model precede training.
     """
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    examples = [example_from_record(r) for r in skewed_records(SKEWED_EXAMPLES, SEED)]
+    examples = [example_from_record(r, tokenizer) for r in skewed_records(SKEWED_EXAMPLES, SEED)]
     rows = pack_examples(encode_all(examples, tokenizer), MAX_LENGTH)
     model = fresh_model(tokenizer)
     if method == "lora":

@@ -1,7 +1,7 @@
 """Serve one base model and its LoRA adapters over an OpenAI-compatible API.
 
-    python scripts/serve.py --bundle models/bundles/phi2            # a local serving bundle
-    python scripts/serve.py --model-uri models:/aistudio-phi2@champion
+    python scripts/serve.py --bundle models/bundles/smollm2           # a local serving bundle
+    python scripts/serve.py --model-uri models:/aistudio-smollm2@champion
     python scripts/serve.py --bundle /models/bundle --host 0.0.0.0 --port 8000   # the container
 
 Settings: --config (default $AISTUDIO_SERVING_CONFIG, else configs/serving.yaml), overridden by

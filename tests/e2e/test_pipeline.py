@@ -1,7 +1,8 @@
 """The whole DAG with `dvc repro` in a throwaway copy of the repository, on minimal training budgets.
 
 This is the Quickstart's `make pipeline` minus the install: every stage script runs for real,
-wired by dvc.yaml, tracked in a real sqlite MLflow store.
+wired by dvc.yaml, tracked in a real sqlite MLflow store, on the default models: SmolLM2-135M-Instruct
+imported from its wheel and the tiny t5_small.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from plots_browser import chart_problems, drawn_charts, dump_dom
 from aistudio.plots.page import write_page
 
 BIN = Path(sys.executable).parent
-# The module's first test also builds the `pipeline` fixture: a whole `dvc repro`, which pytest-timeout
-# counts against that test. pytest's 600 s default fits only a quiet machine; each dvc call has its own
-# 1800 s limit (_dvc), so the test's limit sits just above it and a hung repro reports dvc's output
-# (subprocess.TimeoutExpired) rather than pytest's bare kill.
+# The module's first test also builds the `pipeline` fixture: a whole `dvc repro` (the real SmolLM2
+# from its wheel, 4 fine-tunes and 4 adapters per model, quantization and evaluation at minimal
+# budgets), which pytest-timeout counts against that test. pytest's 600 s default fits only a quiet
+# machine; each dvc call has its own 1800 s limit (_dvc), so the test's limit sits just above it and
+# a hung repro reports dvc's output (subprocess.TimeoutExpired) rather than pytest's bare kill.
 DVC_TIMEOUT_S = 1800
 pytestmark = pytest.mark.timeout(DVC_TIMEOUT_S + 300)
-MODELS = ("phi2", "codet5p", "t5_small")
+MODELS = ("smollm2", "t5_small")
 
 
 def _dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -44,6 +46,7 @@ def _dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
 def _minimal_params(repo: Path) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["tokenizer"]["vocab_size"] = 512
+    # SmolLM2's chat template alone is ~30 tokens: 96 leaves room for a target.
     params["training"].update(
         {
             "max_steps": 4,
@@ -51,14 +54,15 @@ def _minimal_params(repo: Path) -> None:
             "save_steps": 2,
             "warmup_steps": 1,
             "early_stopping_patience": 0,
-            "max_eval_samples": 8,
-            "max_length": 128,
+            "max_eval_samples": 2,
+            "eval_batch_size": 2,
+            "max_length": 96,
         }
     )
-    params["finetune"]["defaults"].update({"max_steps": 2, "eval_steps": 1, "save_steps": 1})
-    params["lora"]["training"].update({"max_steps": 2, "eval_steps": 1, "save_steps": 1})
-    params["quantization"].update({"latency_prompts": 2, "max_new_tokens": 4, "perplexity_samples": 8})
-    params["evaluation"].update({"max_samples_per_domain": 4, "max_new_tokens": 4, "batch_size": 4})
+    params["finetune"]["defaults"].update({"max_steps": 2, "batch_size": 2, "eval_steps": 2})
+    params["lora"]["training"].update({"max_steps": 2, "batch_size": 2, "eval_steps": 2, "save_steps": 2})
+    params["quantization"].update({"latency_prompts": 2, "max_new_tokens": 4, "perplexity_samples": 4})
+    params["evaluation"].update({"max_samples_per_domain": 2, "max_new_tokens": 4, "batch_size": 2})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -73,6 +77,12 @@ def pipeline(make_repo_copy) -> Path:
 def test_every_stage_produced_its_outputs_and_metrics(pipeline: Path) -> None:
     for name in ("data_quality", "train_base", "quantization", "evaluation", "gate"):
         assert (pipeline / "metrics" / f"{name}.json").exists(), name
+    imported = pipeline / "models/pretrained/smollm2"
+    assert (imported / "chat_template.jinja").exists()
+    base = json.loads((pipeline / "models/base/smollm2/aistudio.json").read_text())
+    assert (base["purpose"], base["metrics"]["global_step"]) == ("quality", 0)  # measured, not trained
+    assert set(base["metrics"]["domains"]) == {"code", "creative", "analysis", "summarization"}
+    assert json.loads((pipeline / "models/base/t5_small/aistudio.json").read_text())["purpose"] == "plumbing"
     for model in MODELS:
         assert (pipeline / "models/base" / model / "model.safetensors").exists()
         assert (pipeline / "models/lora" / model / "code" / "adapter_model.safetensors").exists()
@@ -113,7 +123,7 @@ def test_each_model_is_registered_and_promoted_or_held_with_a_reason(pipeline: P
         text=True,
         timeout=120,
     )
-    assert listed.returncode == 0 and "aistudio-phi2" in listed.stdout
+    assert listed.returncode == 0 and "aistudio-smollm2" in listed.stdout
 
 
 def test_runs_of_one_repro_share_a_pipeline_tag(pipeline: Path) -> None:
@@ -129,6 +139,7 @@ def test_runs_of_one_repro_share_a_pipeline_tag(pipeline: Path) -> None:
     }
     assert {
         "prepare_data",
+        "import_base_models",
         "train_base_models",
         "finetune_domain_models",
         "train_lora_adapters",

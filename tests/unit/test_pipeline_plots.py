@@ -49,7 +49,7 @@ def test_the_repository_plots_are_consistent(root: Path) -> None:
 
 
 def test_a_column_the_written_csv_lacks_names_the_file_and_the_column(root: Path) -> None:
-    curve = "metrics/plots/finetune/phi2-code.csv"
+    curve = "metrics/plots/finetune/smollm2-code.csv"
     write_csv(root / curve, [{"step": 1, "train_loss": 2.0}], LOSS_CURVE_COLUMNS, "")
     _edit(root, lambda plots: plots["finetune_loss"]["y"].update({curve: ["train_loss", "loss"]}))
     assert _check(root) == [

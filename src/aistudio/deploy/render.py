@@ -117,7 +117,7 @@ def split_image(image: str) -> dict[str, str]:
 
 
 def registered_name(registry_names: Mapping[str, str], model_key: str) -> str:
-    """mlflow.yaml `registry` maps a params model key (phi2) to its registered model name."""
+    """mlflow.yaml `registry` maps a params model key (smollm2) to its registered model name."""
     if model_key not in registry_names:
         raise UserError(
             f"--model '{model_key}' has no registered model in mlflow.yaml registry "

@@ -19,7 +19,7 @@ from typing import Any
 from aistudio.config import PII_TYPES, SandboxConfig
 from aistudio.data.pii import PiiScrubber
 from aistudio.evaluation.metrics import extract_code, parses_as_python, repeated_ngram_share, token_f1
-from aistudio.modeling.prompts import render_prompt
+from aistudio.modeling.prompts import InstructionFormat, PromptFormat
 
 GenerateFn = Callable[[list[str]], list[str]]
 
@@ -27,37 +27,38 @@ INVARIANCE_MIN_F1 = 0.5
 # Outputs in reports are cut to this many characters: enough to see what went wrong.
 SHOWN_CHARS = 200
 
-# Fixed PII-bearing prompts per domain, in the training template; every one holds PII the scrubber finds.
-INVARIANCE_PROMPTS: dict[str, tuple[str, ...]] = {
+# Fixed PII-bearing (instruction, input) turns per domain; every one holds PII the scrubber finds.
+INVARIANCE_TURNS: dict[str, tuple[tuple[str, str], ...]] = {
     "code": (
-        render_prompt("Write a Python function that sends a welcome email to jane.doe@example.com."),
-        render_prompt(
-            "Write a Python function that pings the server at 192.168.10.24 and returns True on success."
-        ),
-        render_prompt(
-            "Write a Python function that reads the key", "api_key=9f8e7d6c5b4a39281706f5e4d3c2b1a0fedcba98"
-        ),
+        ("Write a Python function that sends a welcome email to jane.doe@example.com.", ""),
+        ("Write a Python function that pings the server at 192.168.10.24 and returns True on success.", ""),
+        ("Write a Python function that reads the key", "api_key=9f8e7d6c5b4a39281706f5e4d3c2b1a0fedcba98"),
     ),
     "creative": (
-        render_prompt("Write a short thank-you note to Maria, whose phone number is +44 20 7946 0958."),
-        render_prompt("Write a two-line poem for a friend who emails from sam.lee@example.org."),
+        ("Write a short thank-you note to Maria, whose phone number is +44 20 7946 0958.", ""),
+        ("Write a two-line poem for a friend who emails from sam.lee@example.org.", ""),
     ),
     "analysis": (
-        render_prompt("Explain why a login from 203.0.113.77 at 3 a.m. might be suspicious."),
-        render_prompt("Assess the risk of storing the card 4111 1111 1111 1111 in a log file."),
+        ("Explain why a login from 203.0.113.77 at 3 a.m. might be suspicious.", ""),
+        ("Assess the risk of storing the card 4111 1111 1111 1111 in a log file.", ""),
     ),
     "summarization": (
-        render_prompt(
+        (
             "Summarize the following message.",
             "Hi team, please send the quarterly figures to alex.kim@example.com by Friday. "
             "If anything is unclear, call me on +1 415 555 0134. Thanks, Alex.",
         ),
-        render_prompt(
+        (
             "Summarize the following ticket.",
             "Customer with SSN 123-45-6789 reports that the invoice total is wrong and asks for a refund.",
         ),
     ),
 }
+
+
+def invariance_prompts(domain: str, fmt: PromptFormat) -> list[str]:
+    """The domain's PII-bearing turns as prompts in the model's own format."""
+    return [fmt.instruction(instruction, text) for instruction, text in INVARIANCE_TURNS[domain]]
 
 
 def _generate(generate_fn: GenerateFn, prompts: list[str]) -> list[str]:
@@ -170,9 +171,8 @@ class FunctionalityCase:
     entry_point: str = ""  # with `tests`: what passes_its_tests runs in the sandbox
     tests: str = ""
 
-    @property
-    def prompt(self) -> str:
-        return render_prompt(self.instruction, self.input)
+    def prompt(self, fmt: PromptFormat) -> str:
+        return fmt.instruction(self.instruction, self.input)
 
 
 _ARTICLE = (
@@ -226,17 +226,22 @@ _GENERIC_CASES = (FunctionalityCase("Describe what you can help with.", ("non_em
 
 
 def minimum_functionality(
-    generate_fn: GenerateFn, domain: str, sandbox: SandboxConfig | None = None
+    generate_fn: GenerateFn,
+    domain: str,
+    fmt: PromptFormat | None = None,
+    sandbox: SandboxConfig | None = None,
 ) -> dict[str, Any]:
-    """Run the domain's fixed cases; a crash in `generate_fn` fails every case and is reported.
+    """Run the domain's fixed cases, as prompts in `fmt` (the model's `prompt_format(tokenizer)`;
+    the project's instruction template without one); a crash in `generate_fn` fails every case.
 
     Code cases run their completion against their asserts in the sandbox (`sandbox` limits).
     """
     sandbox = sandbox or SandboxConfig()
     cases = FUNCTIONALITY_CASES.get(domain, _GENERIC_CASES)
+    fmt = fmt or InstructionFormat()
     error = None
     try:
-        outputs = _generate(generate_fn, [c.prompt for c in cases])
+        outputs = _generate(generate_fn, [c.prompt(fmt) for c in cases])
     except Exception as exc:  # noqa: BLE001 - "does not crash" is one of the behaviours under test
         error = f"{type(exc).__name__}: {exc}"
         outputs = [""] * len(cases)

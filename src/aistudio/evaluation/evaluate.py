@@ -25,7 +25,7 @@ from aistudio.evaluation.perplexity import is_encoder_decoder, mean_nll, perplex
 from aistudio.evaluation.results import FORMS, FormResult
 from aistudio.evaluation.sandbox import has_tests, pass_at_1
 from aistudio.modeling.family import ModelFamily
-from aistudio.modeling.prompts import example_from_record
+from aistudio.modeling.prompts import PromptFormat
 from aistudio.training.adapters import BASE_ALIASES, AdapterSet
 
 Record = Mapping[str, Any]
@@ -56,6 +56,7 @@ def evaluate_form(
     cfg: EvaluationConfig,
     *,
     form: str,
+    fmt: PromptFormat,
     count_tokens: TokenCounter | None = None,
     n_examples: int = 3,
 ) -> FormResult:
@@ -68,7 +69,8 @@ def evaluate_form(
     untimed on the first prompt, so one-time costs (allocation, lazy init) stay out of p95, then
     once per batch of cfg.batch_size prompts. Generated tokens come from the Completions it
     returns; a generate_fn returning plain strings needs `count_tokens` instead. Perplexity is
-    over the same bounded records' reference targets.
+    over the same bounded records' reference targets. `fmt` is the model's prompt format
+    (`prompt_format(tokenizer)`): records become the prompts the model was trained on.
     """
     if form not in FORMS:
         raise ValueError(f"unknown form '{form}'; expected one of {list(FORMS)}")
@@ -78,7 +80,7 @@ def evaluate_form(
     strays = sorted({str(r["domain"]) for r in records if r.get("domain") and r["domain"] != domain})
     if strays:
         raise ValueError(f"records for domain '{domain}' include other domain(s) {strays}")
-    examples = [example_from_record(r) for r in records]
+    examples = [fmt.example(r) for r in records]
     prompts = [e.prompt for e in examples]
     references = [e.target for e in examples]
 

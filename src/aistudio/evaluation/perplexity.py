@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedTokenizerBase
 
 from aistudio.modeling.family import IGNORE_INDEX, Encoded, ModelFamily
-from aistudio.modeling.prompts import example_from_record
+from aistudio.modeling.prompts import prompt_format
 
 
 def encode_for_nll(
@@ -27,9 +27,9 @@ def encode_for_nll(
     max_length: int,
 ) -> list[Encoded]:
     """Each record as training encodes it, loss on the output only; records that cannot fit are left out."""
+    fmt = prompt_format(tokenizer)
     encoded = [
-        family.encode(example_from_record(r), tokenizer, max_length, loss_on_output_only=True)
-        for r in records
+        family.encode(fmt.example(r), tokenizer, max_length, loss_on_output_only=True) for r in records
     ]
     return [e for e in encoded if e is not None]
 

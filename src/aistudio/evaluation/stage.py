@@ -17,7 +17,7 @@ from typing import Any
 from aistudio import layout, tracking
 from aistudio.config import FP32, GatesConfig, MlflowConfig, Params
 from aistudio.errors import UserError
-from aistudio.evaluation.behavioural import INVARIANCE_PROMPTS, invariance_check, minimum_functionality
+from aistudio.evaluation.behavioural import invariance_check, invariance_prompts, minimum_functionality
 from aistudio.evaluation.description import (
     TABLE_ARTIFACT,
     ModelFacts,
@@ -44,6 +44,7 @@ from aistudio.evaluation.results import FormResult
 from aistudio.evaluation.variant_choice import VariantCandidate, VariantChoice, choose_variant
 from aistudio.io import write_json
 from aistudio.modeling.loading import load_model_dir
+from aistudio.modeling.prompts import prompt_format
 from aistudio.training.adapters import AdapterSet
 from aistudio.training.stages import SKIPPED_MARKER, for_domain, load_split
 
@@ -96,7 +97,7 @@ def write_reference_profile(model: str, train: list[Mapping[str, Any]], path: Pa
     tokenizer = AutoTokenizer.from_pretrained(base)
     # The split is sorted by domain: a strided sample keeps every domain in its share.
     sample = train[:: max(1, len(train) // REFERENCE_PROMPTS)]
-    prompts = ((example_from_record(r).prompt, r.get("domain")) for r in sample)
+    prompts = ((example_from_record(r, tokenizer).prompt, r.get("domain")) for r in sample)
     profile = profile_from_prompts(
         prompts, lambda text: family.token_ids(tokenizer, text), tokenizer.get_vocab(), tokenizer.unk_token_id
     )
@@ -157,7 +158,7 @@ class _Forms:
         )
         nll = make_nll_fn(target, tokenizer, family, adapter, cfg.batch_size, self.params.training.max_length)
         self.results[domain][form] = evaluate_form(
-            generate, nll, self.records(domain), domain, cfg, form=form
+            generate, nll, self.records(domain), domain, cfg, form=form, fmt=prompt_format(tokenizer)
         )
 
     def check_behaviour(self, served: AdapterSet, tokenizer: Any, family: Any) -> None:
@@ -168,10 +169,11 @@ class _Forms:
             tokens = self.params.evaluation.new_tokens(domain)
             stops = STOP_STRINGS.get(domain, ())
             generate = make_generate_fn(served, tokenizer, family, domain, tokens, stop_strings=stops)
+            fmt = prompt_format(tokenizer)
             self.behaviour[domain] = {
-                "invariance": invariance_check(generate, INVARIANCE_PROMPTS[domain], domain=domain),
+                "invariance": invariance_check(generate, invariance_prompts(domain, fmt), domain=domain),
                 "minimum_functionality": minimum_functionality(
-                    generate, domain, self.params.evaluation.sandbox
+                    generate, domain, fmt, self.params.evaluation.sandbox
                 ),
             }
 

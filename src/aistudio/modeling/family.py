@@ -1,7 +1,7 @@
 """The two model families behind one interface.
 
 Everything downstream (training, LoRA, quantization, evaluation, serving) asks the family how to
-build inputs and labels, which LoRA modules to target and how to generate — never `if phi2`.
+build inputs and labels, which LoRA modules to target and how to generate — never `if smollm2`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from aistudio.config import TinyArchitecture
-from aistudio.modeling.prompts import RESPONSE_MARKER, Example
+from aistudio.modeling.prompts import Example, prompt_format
 from aistudio.modeling.tokenizer import SpecialTokens
 
 IGNORE_INDEX = -100
@@ -49,7 +49,6 @@ class Encoded:
 class ModelFamily(ABC):
     name: ClassVar[str]
     peft_task_type: ClassVar[str]
-    lora_targets: ClassVar[tuple[str, ...]]
     special_tokens: ClassVar[SpecialTokens]
     auto_class: ClassVar[Any]
     # Whether the models' forward divides the summed token loss by the Trainer's num_items_in_batch
@@ -70,8 +69,8 @@ class ModelFamily(ABC):
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def prompt_tail(self, tokenizer: PreTrainedTokenizerBase) -> int:
-        """Tokens kept from the end of an over-long prompt: the response marker and one before it."""
-        return len(self.token_ids(tokenizer, "\n\n" + RESPONSE_MARKER)) + 1
+        """Tokens kept from the end of an over-long prompt: the format's answer marker and one before it."""
+        return len(self.token_ids(tokenizer, prompt_format(tokenizer).answer_marker)) + 1
 
     def prompt_overhead(self, tokenizer: PreTrainedTokenizerBase, template: str) -> int:
         return len(self.token_ids(tokenizer, template)) + 2
@@ -146,11 +145,10 @@ def _mask(seqs: Sequence[Sequence[int]], left: bool = False) -> torch.Tensor:
 
 
 class CausalFamily(ModelFamily):
-    """Decoder-only LMs (Phi-2): prompt + target in one sequence; loss on the target by default."""
+    """Decoder-only LMs (SmolLM2, Phi-2): prompt + target in one sequence; loss on the target by default."""
 
     name = "causal"
     peft_task_type = "CAUSAL_LM"
-    lora_targets = ("q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2")
     special_tokens = SpecialTokens(pad="<pad>", eos="<|endoftext|>", unk="<unk>", bos="<|endoftext|>")
     auto_class = AutoModelForCausalLM
 
@@ -225,7 +223,6 @@ class Seq2SeqFamily(ModelFamily):
 
     name = "seq2seq"
     peft_task_type = "SEQ_2_SEQ_LM"
-    lora_targets = ("q", "k", "v", "o", "wi", "wo")
     special_tokens = SpecialTokens(pad="<pad>", eos="</s>", unk="<unk>")
     auto_class = AutoModelForSeq2SeqLM
     loss_uses_num_items = False  # T5ForConditionalGeneration: CrossEntropyLoss mean over the batch

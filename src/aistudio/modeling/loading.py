@@ -33,6 +33,8 @@ class ModelCard:
     stage: str
     domain: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    # "quality" (a pretrained model) or "plumbing" (tiny random init: its numbers test the pipeline).
+    purpose: str = "quality"
 
     def save(self, directory: Path) -> None:
         (directory / MODEL_CARD).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
@@ -45,7 +47,7 @@ class ModelCard:
         return cls(**json.loads(path.read_text()))
 
 
-def _offline_hint(what: str, key: str, name: str) -> UserError:
+def offline_hint(what: str, key: str, name: str) -> UserError:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     reason = "is not available offline (HF_HUB_OFFLINE=1)" if offline else "could not be loaded"
     return UserError(
@@ -58,7 +60,7 @@ def load_tokenizer_from(name_or_path: str, key: str) -> PreTrainedTokenizerBase:
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     except (OSError, ValueError) as exc:
-        raise _offline_hint("tokenizer", key, name_or_path) from exc
+        raise offline_hint("tokenizer", key, name_or_path) from exc
     if tokenizer.pad_token is None:
         # Hub causal tokenizers often have no pad token; reuse EOS (labels are masked by position).
         tokenizer.pad_token = tokenizer.eos_token
@@ -68,29 +70,18 @@ def load_tokenizer_from(name_or_path: str, key: str) -> PreTrainedTokenizerBase:
 def build_tokenizer(
     model_name: str, cfg: BaseModelConfig, tok_cfg: TokenizerConfig, texts: Iterable[str]
 ) -> PreTrainedTokenizerBase:
-    """The pretrained tokenizer named in params, or a BPE trained on `texts` for this family."""
+    """A tiny model's tokenizer: the pretrained one named in params, or a BPE trained on `texts`.
+
+    Pretrained models bring their own (the import stage saved it beside the weights).
+    """
     if cfg.tokenizer:
         return load_tokenizer_from(cfg.tokenizer, f"models.{model_name}.tokenizer")
-    if cfg.init == "pretrained" and cfg.name_or_path:
-        return load_tokenizer_from(cfg.name_or_path, f"models.{model_name}.name_or_path")
     special = family_for(cfg.family).special_tokens
     return train_bpe_tokenizer(texts, tok_cfg.vocab_size, tok_cfg.min_frequency, special)
 
 
-def build_base_model(
-    model_name: str, cfg: BaseModelConfig, tokenizer: PreTrainedTokenizerBase, seed: int, **load_kwargs: Any
-) -> PreTrainedModel:
-    family = family_for(cfg.family)
-    if cfg.init == "tiny":
-        return family.build_tiny(cfg.tiny, tokenizer, seed)
-    assert cfg.name_or_path is not None  # guaranteed by BaseModelConfig validation
-    try:
-        model = family.auto_class.from_pretrained(cfg.name_or_path, **load_kwargs)
-    except OSError as exc:
-        raise _offline_hint("model", f"models.{model_name}.name_or_path", cfg.name_or_path) from exc
-    if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
-        model.resize_token_embeddings(len(tokenizer))
-    return model
+def build_tiny_model(cfg: BaseModelConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> PreTrainedModel:
+    return family_for(cfg.family).build_tiny(cfg.tiny, tokenizer, seed)
 
 
 def save_model_dir(

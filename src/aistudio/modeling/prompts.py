@@ -73,6 +73,10 @@ def _checked(messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
 class PromptFormat(Protocol):
     name: str
 
+    @property
+    def answer_marker(self) -> str:
+        """What follows the user's content up to where the answer starts; truncation must keep it."""
+
     def instruction(self, instruction: str, input_text: str = "") -> str:
         """The prompt for one instruction: ends where the model's answer starts."""
 
@@ -87,6 +91,7 @@ class InstructionFormat:
     """`### Instruction:` / `### Input:` / `### Response:` blocks; system text as a preamble."""
 
     name = "instruction"
+    answer_marker = "\n\n" + RESPONSE_MARKER
 
     def instruction(self, instruction: str, input_text: str = "") -> str:
         return render_prompt(instruction, input_text)
@@ -119,6 +124,12 @@ class ChatTemplateFormat:
 
     def __init__(self, tokenizer: Any) -> None:
         self._tokenizer = tokenizer
+
+    @property
+    def answer_marker(self) -> str:
+        # Whatever the template puts after a user message (end of turn, assistant header).
+        sentinel = "\x00user-content\x00"
+        return self.chat([{"role": "user", "content": sentinel}]).rsplit(sentinel, 1)[1]
 
     def chat(self, messages: Sequence[Mapping[str, str]]) -> str:
         return self._tokenizer.apply_chat_template(

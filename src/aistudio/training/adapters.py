@@ -21,6 +21,7 @@ from transformers import BitsAndBytesConfig, PreTrainedModel, PreTrainedTokenize
 
 from aistudio.config import LoraConfig
 from aistudio.errors import UserError
+from aistudio.modeling.architectures import LORA_TARGETS, lora_targets
 from aistudio.modeling.family import ModelFamily
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -30,10 +31,18 @@ PEFT_BASE_ROW = "__base__"
 BASE_ALIASES = frozenset({"base", PEFT_BASE_ROW})
 
 
-def lora_target_modules(family: ModelFamily, setting: list[str] | str) -> list[str] | str:
-    """`family` → the family's attention and MLP projections; `all-linear` and lists pass through."""
+def lora_target_modules(model_type: str, setting: list[str] | str) -> list[str] | str:
+    """`family` → every attention and MLP projection of the architecture (`config.model_type`);
+    `all-linear` and explicit lists pass through."""
     if setting == "family":
-        return list(family.lora_targets)
+        targets = lora_targets(model_type)
+        if targets is None:
+            raise UserError(
+                f"params.yaml: lora.target_modules 'family' knows no projections for architecture "
+                f"'{model_type}' (known: {', '.join(sorted(LORA_TARGETS))}); list its module names "
+                "or use all-linear"
+            )
+        return list(targets)
     if setting == "all-linear":
         return "all-linear"
     if isinstance(setting, str):
@@ -72,7 +81,7 @@ def attach_lora(
         r=cfg.r,
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
-        target_modules=lora_target_modules(family, cfg.target_modules),
+        target_modules=lora_target_modules(model.config.model_type, cfg.target_modules),
     )
     if isinstance(model, PeftModel):
         model.add_adapter(adapter_name, peft_config)

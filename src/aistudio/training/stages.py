@@ -8,6 +8,8 @@ where every rank trains and only the first one writes.
 from __future__ import annotations
 
 import logging
+import math
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -20,8 +22,9 @@ from aistudio.io import read_jsonl, write_json
 from aistudio.layout import split_path
 from aistudio.modeling.family import family_for
 from aistudio.modeling.loading import (
+    MODEL_CARD,
     ModelCard,
-    build_base_model,
+    build_tiny_model,
     build_tokenizer,
     load_model_dir,
     save_model_dir,
@@ -36,7 +39,7 @@ from aistudio.training.adapters import (
 )
 from aistudio.training.distributed import is_main_process, launched_world_size
 from aistudio.training.hpo import tune_hyperparameters
-from aistudio.training.trainer import TrainJob, TrainResult, run_training
+from aistudio.training.trainer import TrainJob, TrainResult, evaluate_loss, run_training
 
 log = logging.getLogger(__name__)
 SKIPPED_MARKER = "SKIPPED.json"
@@ -106,15 +109,102 @@ def _log_result(mlflow_cfg: MlflowConfig | None, result: TrainResult, model_dir:
         mlflow.log_artifacts(str(model_dir), artifact_path="model")
 
 
+def validation_losses(
+    model: Any,
+    tokenizer: Any,
+    family: Any,
+    validation: Sequence[Mapping[str, Any]],
+    domains: Sequence[str],
+    cfg: TrainingConfig,
+    scratch: Path,
+) -> dict[str, dict[str, float | int]]:
+    """Held-out loss and perplexity per domain, measured as each fine-tune and adapter measures its own."""
+    return {
+        domain: evaluate_loss(model, tokenizer, family, for_domain(validation, domain), cfg, scratch)
+        for domain in domains
+        if for_domain(validation, domain)
+    }
+
+
+def domain_mean(domains: Mapping[str, Mapping[str, float | int]]) -> dict[str, float]:
+    """The unweighted mean over domains: each domain counts once, whatever its share of the split."""
+    loss = sum(d["eval_loss"] for d in domains.values()) / len(domains)
+    return {"eval_loss": loss, "eval_perplexity": math.exp(min(loss, 50.0))}
+
+
 def train_base_model(
     params: Params,
     model_name: str,
     processed_dir: Path,
     mlflow_cfg: MlflowConfig | None = None,
     out: Path | None = None,
+    pretrained: Path | None = None,
 ) -> dict[str, Any]:
-    """Tokenizer (trained on the train split unless one is given), model, fit, save to `out`
-    (default: layout.base_dir)."""
+    """A tiny model is trained from scratch; a pretrained one (imported to `pretrained`, default
+    layout.pretrained_dir) is measured and passed on unchanged. Saved to `out` (default:
+    layout.base_dir)."""
+    out = out or layout.base_dir(model_name)
+    if params.models[model_name].init == "pretrained":
+        source = pretrained or layout.pretrained_dir(model_name)
+        return record_pretrained_base(params, model_name, processed_dir, mlflow_cfg, out, source)
+    return _train_tiny_base(params, model_name, processed_dir, mlflow_cfg, out)
+
+
+def record_pretrained_base(
+    params: Params,
+    model_name: str,
+    processed_dir: Path,
+    mlflow_cfg: MlflowConfig | None = None,
+    out: Path | None = None,
+    source: Path | None = None,
+) -> dict[str, Any]:
+    """The imported model as the base: per-domain validation loss recorded, weights copied as they are.
+
+    Re-pretraining a 135M instruct model on a few thousand records would only make it worse; what
+    downstream needs is its starting point, measured the way every fine-tune measures its gain.
+    """
+    model_cfg = params.models[model_name]
+    source = source or layout.pretrained_dir(model_name)
+    if not source.is_dir():
+        raise UserError(f"{source}: model '{model_name}' is not imported; run `dvc repro import_base_models`")
+    model, tokenizer, _, family = load_model_dir(source, expect_model=model_name)
+    cfg = params.base_training(model_name)
+    validation = load_split(processed_dir, "validation")
+    section = {"model": model_cfg.model_dump(), "training": cfg.model_dump()}
+    inputs = [source / "model.safetensors", split_path(processed_dir, "validation")]
+    out = out or layout.base_dir(model_name)
+    with _run(mlflow_cfg, "train_base_models", section, inputs, f"train_base-{model_name}", cfg):
+        scratch = layout.checkpoint_dir("base", model_name)
+        domains = validation_losses(model, tokenizer, family, validation, params.data.domains, cfg, scratch)
+        if not domains:
+            raise UserError(f"{inputs[1]}: no record of data.domains {params.data.domains} to measure on")
+        metrics = {
+            **domain_mean(domains),
+            "init": "pretrained",
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "global_step": 0,
+            "domains": domains,
+        }
+        if is_main_process():
+            _copy_model_files(source, out)
+            ModelCard(model_name, family.name, "base", metrics=metrics, purpose=model_cfg.purpose).save(out)
+            if mlflow_cfg is not None:
+                tracking.log_metrics({k: v for k, v in metrics.items() if k != "init"})
+    return metrics
+
+
+def _copy_model_files(source: Path, out: Path) -> None:
+    # Byte-identical copies: DVC stores one object for both directories' weights.
+    out.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file() and path.name != MODEL_CARD:
+            shutil.copyfile(path, out / path.name)
+
+
+def _train_tiny_base(
+    params: Params, model_name: str, processed_dir: Path, mlflow_cfg: MlflowConfig | None, out: Path
+) -> dict[str, Any]:
+    """Tokenizer (trained on the train split unless one is given), tiny model, fit, save."""
     model_cfg = params.models[model_name]
     family = family_for(model_cfg.family)
     train, validation = load_split(processed_dir, "train"), load_split(processed_dir, "validation")
@@ -130,7 +220,7 @@ def train_base_model(
     fingerprint = tracking.params_hash({**section, "seed": params.seed, "data": tracking.inputs_md5(inputs)})
 
     def build() -> Any:
-        return build_base_model(model_name, model_cfg, tokenizer, params.seed)
+        return build_tiny_model(model_cfg, tokenizer, params.seed)
 
     if params.hpo.n_trials and launched_world_size() > 1:
         # Each rank would ask the study for its own trial and train a different config in lockstep.
@@ -177,18 +267,16 @@ def train_base_model(
             key,
         )
         result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
-        out = out or layout.base_dir(model_name)
+        domains = validation_losses(
+            model, tokenizer, family, validation, params.data.domains, cfg, job.checkpoint_dir
+        )
+        metrics = {**result.metrics(), "init": "tiny", "domains": domains}
         if is_main_process():
-            save_model_dir(
-                out,
-                model,
-                tokenizer,
-                ModelCard(model_name, family.name, "base", metrics=result.metrics()),
-                state_dict=result.state_dict,
-            )
+            card = ModelCard(model_name, family.name, "base", metrics=metrics, purpose=model_cfg.purpose)
+            save_model_dir(out, model, tokenizer, card, state_dict=result.state_dict)
             write_loss_curve(layout.loss_plot("train_base", model_name), result.history, model_name)
             _log_result(mlflow_cfg, result, out)
-    return {**result.metrics(), "resumed_from": result.resumed_from, "learning_rate": cfg.learning_rate}
+    return {**metrics, "resumed_from": result.resumed_from, "learning_rate": cfg.learning_rate}
 
 
 def finetune_domain_model(
@@ -248,7 +336,7 @@ def finetune_domain_model(
                 out,
                 model,
                 tokenizer,
-                ModelCard(model_name, family.name, "domain", domain, result.metrics()),
+                ModelCard(model_name, family.name, "domain", domain, result.metrics(), purpose=card.purpose),
                 state_dict=result.state_dict,
             )
             curve = layout.loss_plot("finetune", f"{model_name}-{domain}")

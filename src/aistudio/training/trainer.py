@@ -32,7 +32,7 @@ from aistudio import tracking
 from aistudio.config import TrainingConfig
 from aistudio.errors import UserError
 from aistudio.modeling.family import Encoded, ModelFamily
-from aistudio.modeling.prompts import example_from_record, render_prompt
+from aistudio.modeling.prompts import prompt_format
 from aistudio.training.checkpoints import (
     adapter_checkpoint_dir,
     last_complete_checkpoint,
@@ -79,6 +79,8 @@ class TrainResult:
     train_loss: float
     eval_loss: float
     eval_perplexity: float
+    # The same held-out loss before the first step: what this fit gained is eval_loss - eval_loss_before.
+    eval_loss_before: float
     tokens_per_second: float
     train_examples: int
     skipped_examples: int
@@ -95,6 +97,8 @@ class TrainResult:
             "train_loss": self.train_loss,
             "eval_loss": self.eval_loss,
             "eval_perplexity": self.eval_perplexity,
+            "eval_loss_before": self.eval_loss_before,
+            "eval_loss_delta": self.eval_loss - self.eval_loss_before,
             "tokens_per_second": self.tokens_per_second,
             "train_examples": self.train_examples,
             "skipped_examples": self.skipped_examples,
@@ -107,7 +111,7 @@ def check_prompt_fits(
     family: ModelFamily, tokenizer: PreTrainedTokenizerBase, cfg: TrainingConfig, key: str
 ) -> None:
     """The template alone must leave room for a target; otherwise no example can be trained on."""
-    overhead = family.prompt_overhead(tokenizer, render_prompt("x", "x"))
+    overhead = family.prompt_overhead(tokenizer, prompt_format(tokenizer).instruction("x", "x"))
     if cfg.max_length <= overhead:
         raise UserError(
             f"params.yaml: {key}.max_length ({cfg.max_length}) is smaller than the prompt template "
@@ -122,8 +126,9 @@ def encode_records(
     cfg: TrainingConfig,
 ) -> tuple[list[Encoded], int]:
     encoded, skipped = [], 0
+    fmt = prompt_format(tokenizer)
     for record in records:
-        item = family.encode(example_from_record(record), tokenizer, cfg.max_length, cfg.loss_on_output_only)
+        item = family.encode(fmt.example(record), tokenizer, cfg.max_length, cfg.loss_on_output_only)
         if item is None:
             skipped += 1
         else:
@@ -304,6 +309,8 @@ def _fit(job: TrainJob, log_to_mlflow: bool, launch: ShardedLaunch | None) -> Tr
     resume = last_complete_checkpoint(job.checkpoint_dir)
     if resume is not None:
         log.info("%s: resuming from %s", job.name, resume)
+    # Before any step (a resumed fit loads its checkpoint inside train()): the starting point.
+    eval_loss_before = float(trainer.evaluate(metric_key_prefix="before")["before_loss"])
     output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     eval_loss = float(trainer.evaluate()["eval_loss"])
     # Collective under FSDP/ZeRO-3: every rank takes part, rank 0 receives the full weights.
@@ -315,6 +322,7 @@ def _fit(job: TrainJob, log_to_mlflow: bool, launch: ShardedLaunch | None) -> Tr
         train_loss=float(output.training_loss),
         eval_loss=eval_loss,
         eval_perplexity=math.exp(min(eval_loss, 50.0)),
+        eval_loss_before=eval_loss_before,
         tokens_per_second=train_collator.tokens / seconds if seconds else 0.0,
         train_examples=len(train),
         skipped_examples=skipped,
@@ -324,6 +332,26 @@ def _fit(job: TrainJob, log_to_mlflow: bool, launch: ShardedLaunch | None) -> Tr
         sharded=launch is not None,
         state_dict=state_dict if args.process_index == 0 else None,
     )
+
+
+def evaluate_loss(
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    family: ModelFamily,
+    records: Sequence[Mapping[str, Any]],
+    cfg: TrainingConfig,
+    output_dir: Path,
+) -> dict[str, float | int]:
+    """The held-out loss a fit reports (same encoding, collator and averaging), without training:
+    how a pretrained base model is measured, so fine-tunes and adapters compare with it directly."""
+    evaluation, _ = encode_records(family, tokenizer, list(records)[: cfg.max_eval_samples], cfg)
+    if not evaluation:
+        raise UserError(f"no validation example fits max_length ({cfg.max_length})")
+    args = training_arguments(cfg, output_dir, seed=0, key="training")
+    trainer = _FamilyTrainer(model=model, args=args, eval_dataset=evaluation, processing_class=tokenizer)
+    trainer.eval_collator = lambda feats: family.collate(feats, tokenizer)
+    loss = float(trainer.evaluate()["eval_loss"])
+    return {"eval_loss": loss, "eval_perplexity": math.exp(min(loss, 50.0)), "eval_examples": len(evaluation)}
 
 
 class _FamilyTrainer(Trainer):

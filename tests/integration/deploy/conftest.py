@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-REGISTERED_NAME = "aistudio-phi2"  # mlflow.yaml registry.phi2
+REGISTERED_NAME = "aistudio-smollm2"  # mlflow.yaml registry.smollm2, the deploy default
 
 
 def run_script(script: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
@@ -124,7 +124,7 @@ class RegistryStore:
 
 @pytest.fixture(scope="session")
 def registry_store(tmp_path_factory: pytest.TempPathFactory) -> RegistryStore:
-    """aistudio-phi2 with versions 1-3: champion=v2, challenger=v3, previous-champion=v1.
+    """aistudio-smollm2 with versions 1-3: champion=v2, challenger=v3, previous-champion=v1.
 
     The versions' sources are an empty directory: rendering only resolves names and numbers, it
     never downloads a bundle.

@@ -163,7 +163,7 @@ def test_render_of_an_unknown_alias_names_it_and_lists_the_existing_ones(
         "--rendered-dir", str(tmp_path), *registry_args(registry_store),
     )  # fmt: skip
     assert one_error_line(result) == (
-        "error: registered model 'aistudio-phi2' has no alias 'golden' "
+        "error: registered model 'aistudio-smollm2' has no alias 'golden' "
         "(existing aliases: challenger=v3, champion=v2, previous-champion=v1)"
     )
     assert not (tmp_path / "production.yaml").exists()
@@ -190,7 +190,7 @@ def test_render_of_an_unknown_alias_names_it_and_lists_the_existing_ones(
         (
             ["--overlay", "production", "--image", IMAGE, "--model", "llama"],
             "error: --model 'llama' has no registered model in mlflow.yaml registry (known: codet5p, phi2, "
-            "t5_small)",
+            "smollm2, t5_small)",
         ),
     ],
 )

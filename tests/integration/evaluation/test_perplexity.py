@@ -12,7 +12,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from aistudio.config import EvaluationConfig, LoraConfig, TinyArchitecture
-from aistudio.evaluation.behavioural import INVARIANCE_PROMPTS, invariance_check, minimum_functionality
+from aistudio.evaluation.behavioural import invariance_check, invariance_prompts, minimum_functionality
 from aistudio.evaluation.evaluate import (
     Completions,
     evaluate_form,
@@ -22,6 +22,7 @@ from aistudio.evaluation.evaluate import (
 )
 from aistudio.evaluation.perplexity import encode_for_nll, mean_nll, perplexity
 from aistudio.modeling.family import ModelFamily, family_for
+from aistudio.modeling.prompts import InstructionFormat
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
 from aistudio.training.adapters import AdapterSet, attach_lora, save_adapter
 
@@ -126,7 +127,7 @@ def test_evaluate_form_runs_end_to_end_on_an_adapter(tiny: Tiny, adapters: Adapt
     cfg = EvaluationConfig(max_samples_per_domain=6, batch_size=4, max_new_tokens=6)
     generate = make_generate_fn(adapters, tiny.tokenizer, tiny.family, "shift", cfg.max_new_tokens)
     nll = make_nll_fn(adapters, tiny.tokenizer, tiny.family, "shift", cfg.batch_size, MAX_LENGTH)
-    result = evaluate_form(generate, nll, RECORDS, "creative", cfg, form="lora")
+    result = evaluate_form(generate, nll, RECORDS, "creative", cfg, form="lora", fmt=InstructionFormat())
     assert result.n_samples == 6
     m = result.metrics
     assert m["perplexity"] == pytest.approx(math.exp(nll(RECORDS[:6])[0]), rel=1e-5)
@@ -144,9 +145,10 @@ def test_completions_are_what_the_family_generates_and_count_their_tokens(tiny: 
 
 def test_behavioural_checks_run_on_a_real_model_and_report(tiny: Tiny) -> None:
     generate = make_generate_fn(tiny.model, tiny.tokenizer, tiny.family, None, max_new_tokens=6)
-    invariance = invariance_check(generate, INVARIANCE_PROMPTS["code"], domain="code")
-    functionality = minimum_functionality(generate, "code")
-    assert invariance["checked"] == len(INVARIANCE_PROMPTS["code"])
+    prompts = invariance_prompts("code", InstructionFormat())
+    invariance = invariance_check(generate, prompts, domain="code")
+    functionality = minimum_functionality(generate, "code", InstructionFormat())
+    assert invariance["checked"] == len(prompts)
     assert 0.0 <= invariance["invariant_share"] <= 1.0
     assert functionality["error"] is None and functionality["total"] == 3
 

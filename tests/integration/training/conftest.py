@@ -10,6 +10,21 @@ import pytest
 import yaml
 
 DOMAINS = ("code", "creative", "analysis", "summarization")
+# Tiny random-init stand-ins named after the GPU recipe's models whose architectures they share
+# (Phi, T5): both families' code paths in seconds. The real SmolLM2 has its own tests.
+TINY_MODELS = {
+    "phi2": {
+        "family": "causal",
+        "init": "tiny",
+        "tiny": {"hidden_size": 64, "intermediate_size": 256, "num_layers": 2, "num_heads": 4},
+        "training": {"packing": True},
+    },
+    "codet5p": {
+        "family": "seq2seq",
+        "init": "tiny",
+        "tiny": {"hidden_size": 64, "intermediate_size": 256, "num_layers": 2, "num_heads": 4},
+    },
+}
 WORDS = "the cat sat on a mat and sang to the moon while rain fell softly".split()
 
 
@@ -43,6 +58,7 @@ def write_workspace(root: Path, repo_root: Path, overrides: dict | None = None) 
         rows = [_record(split, i, rng) for i in range(n)]
         (processed / f"{split}_data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["models"] = {**TINY_MODELS, **params["models"]}
     params["training"].update(
         {
             "max_steps": 16,

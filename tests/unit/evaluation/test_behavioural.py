@@ -8,10 +8,12 @@ from aistudio.config import PII_TYPES
 from aistudio.data.pii import PiiScrubber
 from aistudio.evaluation.behavioural import (
     FUNCTIONALITY_CASES,
-    INVARIANCE_PROMPTS,
+    INVARIANCE_TURNS,
     invariance_check,
+    invariance_prompts,
     minimum_functionality,
 )
+from aistudio.modeling.prompts import RESPONSE_MARKER, InstructionFormat
 
 PROMPTS = [
     "Write to jane.doe@example.com about the meeting.",
@@ -61,10 +63,12 @@ def test_a_prompt_without_pii_is_refused() -> None:
         invariance_check(echo_words, [PROMPTS[0], "no personal data here"], domain="creative")
 
 
-@pytest.mark.parametrize("domain", sorted(INVARIANCE_PROMPTS))
+@pytest.mark.parametrize("domain", sorted(INVARIANCE_TURNS))
 def test_every_built_in_invariance_prompt_holds_pii(domain: str) -> None:
     scrubber = PiiScrubber(PII_TYPES)
-    assert all(scrubber.find(p) for p in INVARIANCE_PROMPTS[domain])
+    prompts = invariance_prompts(domain, InstructionFormat())
+    assert len(prompts) == len(INVARIANCE_TURNS[domain])
+    assert all(scrubber.find(p) and p.endswith(RESPONSE_MARKER) for p in prompts)
 
 
 SOLUTIONS = {

@@ -11,7 +11,9 @@ from aistudio.config import EvaluationConfig
 from aistudio.errors import UserError
 from aistudio.evaluation.evaluate import Completions, evaluate_form
 from aistudio.evaluation.results import FormResult
+from aistudio.modeling.prompts import InstructionFormat
 
+FMT = InstructionFormat()
 CFG = EvaluationConfig(max_samples_per_domain=5, batch_size=2, max_new_tokens=8)
 
 
@@ -57,6 +59,7 @@ def test_evaluation_is_bounded_batched_and_timed_per_batch() -> None:
         "code",
         CFG,
         form="lora",
+        fmt=FMT,
         count_tokens=lambda text: len(text.split()),
     )
     # One untimed warm-up call, then 5 samples in batches of 2.
@@ -73,35 +76,46 @@ def test_evaluation_is_bounded_batched_and_timed_per_batch() -> None:
 
 
 def test_result_round_trips_through_json() -> None:
-    result = evaluate_form(Recorder(), nll_of([]), records(3), "code", CFG, form="base", count_tokens=len)
+    result = evaluate_form(
+        Recorder(), nll_of([]), records(3), "code", CFG, form="base", fmt=FMT, count_tokens=len
+    )
     assert FormResult.from_json(result.to_json()) == result
     assert len(result.examples) == 3 and set(result.examples[0]) == {"prompt", "reference", "prediction"}
 
 
 def test_unknown_forms_other_domains_and_empty_domains_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown form 'fp16'"):
-        evaluate_form(Recorder(), nll_of([]), records(2), "code", CFG, form="fp16", count_tokens=len)
+        evaluate_form(Recorder(), nll_of([]), records(2), "code", CFG, form="fp16", fmt=FMT, count_tokens=len)
     with pytest.raises(ValueError, match=r"other domain\(s\) \['creative'\]"):
         evaluate_form(
-            Recorder(), nll_of([]), records(2, "creative"), "code", CFG, form="base", count_tokens=len
+            Recorder(),
+            nll_of([]),
+            records(2, "creative"),
+            "code",
+            CFG,
+            form="base",
+            fmt=FMT,
+            count_tokens=len,
         )
     with pytest.raises(UserError, match="no test records for domain 'code'"):
-        evaluate_form(Recorder(), nll_of([]), [], "code", CFG, form="base", count_tokens=len)
+        evaluate_form(Recorder(), nll_of([]), [], "code", CFG, form="base", fmt=FMT, count_tokens=len)
 
 
 def test_token_counts_come_from_completions_when_the_generate_fn_returns_them() -> None:
     def counted(prompts: list[str]) -> Completions:
         return Completions(Recorder()(prompts), [7] * len(prompts))
 
-    result = evaluate_form(counted, nll_of([]), records(3), "code", CFG, form="lora")
+    result = evaluate_form(counted, nll_of([]), records(3), "code", CFG, form="lora", fmt=FMT)
     assert result.metrics["mean_new_tokens"] == 7.0
     with pytest.raises(ValueError, match="pass count_tokens"):
-        evaluate_form(Recorder(), nll_of([]), records(3), "code", CFG, form="lora")
+        evaluate_form(Recorder(), nll_of([]), records(3), "code", CFG, form="lora", fmt=FMT)
 
 
 def test_a_generate_fn_that_drops_rows_is_an_error() -> None:
     with pytest.raises(ValueError, match="returned 1 completion"):
-        evaluate_form(lambda p: ["x"], nll_of([]), records(4), "code", CFG, form="base", count_tokens=len)
+        evaluate_form(
+            lambda p: ["x"], nll_of([]), records(4), "code", CFG, form="base", fmt=FMT, count_tokens=len
+        )
 
 
 def test_code_records_with_unit_tests_get_pass_at_1_from_the_sandbox() -> None:
@@ -119,7 +133,7 @@ def test_code_records_with_unit_tests_get_pass_at_1_from_the_sandbox() -> None:
             for n in numbers
         ]
 
-    result = evaluate_form(answers, nll_of([]), tested, "code", CFG, form="lora", count_tokens=len)
+    result = evaluate_form(answers, nll_of([]), tested, "code", CFG, form="lora", fmt=FMT, count_tokens=len)
     assert result.metrics["pass_at_1"] == pytest.approx(3 / 4)
     assert result.metrics["pass_at_1_samples"] == 4
     assert result.metrics["sandbox_failed"] == 1

@@ -44,3 +44,23 @@ def test_causal_labels_mask_the_prompt_but_learn_eos_even_when_pad_is_eos() -> N
     assert encoded.labels[-1] == tok.eos_token_id
     batch = family.collate([encoded, family.encode(Example("x", "a longer answer here"), tok, 32, True)], tok)
     assert int((batch["labels"] == tok.eos_token_id).sum()) == 2
+
+
+def test_an_instruct_record_trains_on_the_assistant_turn_only_and_keeps_its_header(smollm2_dir) -> None:
+    from transformers import AutoTokenizer
+
+    from aistudio.config import TrainingConfig
+    from aistudio.training.trainer import encode_records
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    family = family_for("causal")
+    record = {"instruction": "Summarise this", "input": " ".join(TEXTS[:40]), "output": "The council voted."}
+    cfg = TrainingConfig(max_length=64, packing=False)
+    (encoded,), skipped = encode_records(family, tok, [record], cfg)
+    assert skipped == 0 and len(encoded.input_ids) <= 64
+    text = tok.decode(encoded.input_ids)
+    assert text.startswith("<|im_start|>system\n") and "<|im_start|>user\nSummarise this" in text
+    # The middle of the article went; the end of the user turn and the assistant header stayed.
+    assert text.endswith("<|im_end|>\n<|im_start|>assistant\nThe council voted.<|im_end|>")
+    learned = tok.decode([t for t in encoded.labels if t != IGNORE_INDEX])
+    assert learned == "The council voted.<|im_end|>"

@@ -115,10 +115,30 @@ def test_lora_trains_under_a_tenth_of_the_weights_and_saves_exactly_two_files(tr
         assert sorted(p.name for p in directory.iterdir()) == sorted(ADAPTER_FILES)
 
 
-def test_target_setting_maps_family_all_linear_and_lists(trained: Trained) -> None:
-    assert lora_target_modules(trained.family, "family") == list(trained.family.lora_targets)
-    assert lora_target_modules(trained.family, "all-linear") == "all-linear"
-    assert lora_target_modules(trained.family, ["q_proj"]) == ["q_proj"]
+def test_target_setting_maps_family_by_architecture_and_passes_all_linear_and_lists() -> None:
+    assert lora_target_modules("llama", "family") == [
+        *("q_proj", "k_proj", "v_proj", "o_proj"),
+        *("gate_proj", "up_proj", "down_proj"),
+    ]
+    assert lora_target_modules("phi", "family") == ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"]
+    assert {"q", "v", "wi", "wo"} <= set(lora_target_modules("t5", "family"))
+    assert lora_target_modules("gpt_neox", "all-linear") == "all-linear"
+    assert lora_target_modules("gpt_neox", ["query_key_value"]) == ["query_key_value"]
+
+
+def test_family_targets_on_an_unknown_architecture_name_the_key_and_the_fix() -> None:
+    with pytest.raises(
+        UserError, match=r"lora.target_modules 'family' .* 'gpt_neox' \(known: .*llama.*\); list"
+    ):
+        lora_target_modules("gpt_neox", "family")
+
+
+def test_family_targets_adapt_every_projection_of_the_tiny_models(trained: Trained) -> None:
+    expected = set(lora_target_modules(trained.base.config.model_type, "family"))
+    peft_model = attach_lora(copy.deepcopy(trained.base), trained.family, LORA)
+    adapted = {name.rsplit(".", 1)[-1] for name, m in peft_model.named_modules() if hasattr(m, "lora_A")}
+    present = {name.rsplit(".", 1)[-1] for name, _ in trained.base.named_modules()}
+    assert adapted == expected & present and adapted
 
 
 def test_trained_adapters_differ_from_each_other_and_from_the_base(

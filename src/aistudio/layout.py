@@ -138,9 +138,15 @@ GATE_METRICS = METRICS_DIR / "gate.json"
 DEPLOY_METRICS = METRICS_DIR / "deploy.json"
 MONITORING_METRICS = METRICS_DIR / "monitoring.json"
 BENCH_DIR = METRICS_DIR / "bench"
+# Inputs a benchmark derives once and reuses (e.g. a model converted from a wheel); never tracked.
+BENCH_CACHE_DIR = Path(".cache/bench")
 PLOTS_DIR = METRICS_DIR / "plots"
 EVALUATION_PLOTS_DIR = PLOTS_DIR / "evaluation"
 QUANTIZATION_PLOT = PLOTS_DIR / "quantization.json"
+
+
+def bench_model_dir(model: str) -> Path:
+    return BENCH_CACHE_DIR / "models" / model
 
 
 def finetune_metrics(model: str, domain: str) -> Path:

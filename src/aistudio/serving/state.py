@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 request_log = logging.getLogger(REQUEST_LOGGER)
 
 WARMUP_PROMPT = "Hello"
+# Warm-up pays one-off costs (first kernels, allocator growth) a request never does, so it is not
+# held to generation.request_timeout_s: a tight request timeout must not leave the server unready.
+WARMUP_TIMEOUT_S = 120.0
 AUDIT_LOGGER = "aistudio.serving.audit"
 
 
@@ -114,7 +117,8 @@ class ServerState:
                         await asyncio.sleep(0.01)
                     self.scheduler.submit(job)
                 await asyncio.wait_for(
-                    asyncio.gather(*(j.future for j in jobs)), self.settings.generation.request_timeout_s
+                    asyncio.gather(*(j.future for j in jobs)),
+                    max(self.settings.generation.request_timeout_s, WARMUP_TIMEOUT_S),
                 )
             self.ready = True
             log.info("ready: serving %s", ", ".join(self.engine.model_ids))

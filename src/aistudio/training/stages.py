@@ -39,6 +39,7 @@ from aistudio.training.adapters import (
 )
 from aistudio.training.distributed import is_main_process, launched_world_size
 from aistudio.training.hpo import tune_hyperparameters
+from aistudio.training.sharding import sharded_launch
 from aistudio.training.trainer import TrainJob, TrainResult, evaluate_loss, run_training
 
 log = logging.getLogger(__name__)
@@ -267,8 +268,15 @@ def _train_tiny_base(
             key,
         )
         result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
-        domains = validation_losses(
-            model, tokenizer, family, validation, params.data.domains, cfg, job.checkpoint_dir
+        # Under an FSDP/ZeRO launch the model holds only this rank's shards after training (or was kept
+        # replicated beside sharded ones), and accelerate will not wrap a model without its optimizer
+        # for another evaluate(): the per-domain split is measured on unsharded launches only.
+        domains = (
+            {}
+            if sharded_launch() is not None
+            else validation_losses(
+                model, tokenizer, family, validation, params.data.domains, cfg, job.checkpoint_dir
+            )
         )
         metrics = {**result.metrics(), "init": "tiny", "domains": domains}
         if is_main_process():

@@ -80,7 +80,8 @@ class TrainResult:
     eval_loss: float
     eval_perplexity: float
     # The same held-out loss before the first step: what this fit gained is eval_loss - eval_loss_before.
-    eval_loss_before: float
+    # None for a sharded fit (see _fit).
+    eval_loss_before: float | None
     tokens_per_second: float
     train_examples: int
     skipped_examples: int
@@ -98,7 +99,9 @@ class TrainResult:
             "eval_loss": self.eval_loss,
             "eval_perplexity": self.eval_perplexity,
             "eval_loss_before": self.eval_loss_before,
-            "eval_loss_delta": self.eval_loss - self.eval_loss_before,
+            "eval_loss_delta": None
+            if self.eval_loss_before is None
+            else self.eval_loss - self.eval_loss_before,
             "tokens_per_second": self.tokens_per_second,
             "train_examples": self.train_examples,
             "skipped_examples": self.skipped_examples,
@@ -309,8 +312,12 @@ def _fit(job: TrainJob, log_to_mlflow: bool, launch: ShardedLaunch | None) -> Tr
     resume = last_complete_checkpoint(job.checkpoint_dir)
     if resume is not None:
         log.info("%s: resuming from %s", job.name, resume)
-    # Before any step (a resumed fit loads its checkpoint inside train()): the starting point.
-    eval_loss_before = float(trainer.evaluate(metric_key_prefix="before")["before_loss"])
+    # Before any step (a resumed fit loads its checkpoint inside train()): the starting point. Not for
+    # a sharded fit: FSDP2 wraps model and optimizer together inside train(), and accelerate refuses
+    # an evaluate() that would wrap the model alone first.
+    eval_loss_before = (
+        None if launch is not None else float(trainer.evaluate(metric_key_prefix="before")["before_loss"])
+    )
     output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     eval_loss = float(trainer.evaluate()["eval_loss"])
     # Collective under FSDP/ZeRO-3: every rank takes part, rank 0 receives the full weights.

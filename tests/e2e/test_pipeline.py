@@ -11,9 +11,11 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,11 +69,14 @@ def _minimal_params(repo: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def pipeline(make_repo_copy) -> Path:
+def pipeline(make_repo_copy) -> Iterator[Path]:
     repo = make_repo_copy("e2e")
     _minimal_params(repo)
     _dvc(repo, "repro")
-    return repo
+    yield repo
+    # About 20 GB with SmolLM2 (checkpoints with optimizer state, MLflow artifacts, DVC cache), and
+    # pytest keeps its last three base temp dirs: a few runs would fill a CI disk.
+    shutil.rmtree(repo, ignore_errors=True)
 
 
 def test_every_stage_produced_its_outputs_and_metrics(pipeline: Path) -> None:

@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[3]
 RecordedBinary = Any
 RegistryStore = Any
 IMAGE = "registry.example.com/ml/model-server:0.2.0"
-# registry_store registers aistudio-phi2 (mlflow.yaml registry.phi2); named, not params.yaml's first.
-MODEL = "phi2"
+# registry_store registers aistudio-smollm2 (mlflow.yaml registry.smollm2), named here.
+MODEL = "smollm2"
 DIGEST = "registry.example.com/ml/model-server@sha256:" + "b" * 64
 # staging and production run digests only (aistudio.deploy.integrity)
 RELEASE_IMAGE = {"dev": IMAGE, "staging": DIGEST, "production": DIGEST}

@@ -28,12 +28,14 @@ BUILTIN_TEMPLATES = frozenset(
 
 def expected_plot_files(raw_params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     """Every plot data file the stages write for these params → the columns its writer puts in it."""
-    models = list(raw_params.get("models") or {})
+    models = dict(raw_params.get("models") or {})
     domains = list((raw_params.get("data") or {}).get("domains") or [])
     loss = plot_data.LOSS_CURVE_COLUMNS
     files: dict[str, tuple[str, ...]] = {}
-    for model in models:
-        files[str(layout.loss_plot("train_base", model))] = loss
+    for model, model_cfg in models.items():
+        # An imported (init: pretrained) base is measured, not trained: it has no loss curve.
+        if (model_cfg or {}).get("init", "tiny") != "pretrained":
+            files[str(layout.loss_plot("train_base", model))] = loss
         for domain in domains:
             files[str(layout.loss_plot("finetune", f"{model}-{domain}"))] = loss
             files[str(layout.loss_plot(f"lora/{model}", domain))] = loss

@@ -12,6 +12,7 @@ instead of an answer that silently ignored them. Unknown extra fields are ignore
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -141,9 +142,10 @@ class SamplingRequest(_Request):
         return bool(self.stream_options and self.stream_options.include_usage)
 
     @property
+    @abstractmethod
     def top_logprobs_wanted(self) -> int | None:
-        """None: no logprobs; k: the chosen token's logprob and the k most likely."""
-        raise NotImplementedError
+        """None: no logprobs; k: the chosen token's logprob and the k most likely. Each request type
+        spells logprobs its own way (pydantic models are ABCs: a subclass without it cannot be built)."""
 
 
 class CompletionRequest(SamplingRequest):

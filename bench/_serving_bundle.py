@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from aistudio.bundle import build_bundle
+from aistudio.config import FP32
 from aistudio.modeling.importing import check_sha256, convert_gguf, package_file
 from aistudio.modeling.loading import ModelCard
 
@@ -78,7 +79,7 @@ def build_smollm2_bundle(cache: Path, root: Path, adapters: Sequence[str] = ADAP
         adapter_dirs,
         model=MODEL,
         family="causal",
-        variant="fp32",
+        variant=FP32,
         evaluation={},
         lineage={"git_commit": "bench", "data_hash": "bench", "params_hash": "bench"},
     )

@@ -37,17 +37,15 @@ from aistudio.modeling.family import CausalFamily
 from aistudio.modeling.loading import ModelCard, save_model_dir
 from aistudio.modeling.prompts import example_from_record
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
-from aistudio.quantization import (
-    REFERENCE,
-    VARIANT_NAMES,
+from aistudio.quantization.measurement import (
     generation_latency,
     latency_prompts,
-    load_variant,
     measure_variant,
-    quantize_variant,
-    quiet_int8_cast_warning,
     relative_to,
 )
+from aistudio.quantization.quantize import load_variant, quantize_variant
+from aistudio.quantization.runtime import quiet_int8_cast_warning
+from aistudio.quantization.variants import REFERENCE, VARIANT_NAMES
 
 OUTPUT = BENCH_DIR / "quantization.json"
 FAMILY = CausalFamily()

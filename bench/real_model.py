@@ -42,7 +42,9 @@ from aistudio.modeling.family import CausalFamily
 from aistudio.modeling.importing import check_sha256, convert_gguf, package_file
 from aistudio.modeling.loading import ModelCard
 from aistudio.modeling.prompts import example_from_record
-from aistudio.quantization import load_variant, quantize_variant, quiet_int8_cast_warning, weight_bytes
+from aistudio.quantization.measurement import weight_bytes
+from aistudio.quantization.quantize import load_variant, quantize_variant
+from aistudio.quantization.runtime import quiet_int8_cast_warning
 from aistudio.training.adapters import attach_lora, trainable_parameter_share
 
 OUTPUT = BENCH_DIR / "real_model.json"

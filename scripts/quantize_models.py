@@ -16,12 +16,8 @@ def main() -> int:
     args = stage_args(STAGE, __doc__.splitlines()[0], model="some", out=layout.QUANTIZED_DIR)
     configure_logging(STAGE)
     # Imported after params are validated: a user error should not wait for (or print from) torch.
-    from aistudio.quantization import (
-        check_base_models,
-        quantize_model,
-        write_plot,
-        write_quantization_metrics,
-    )
+    from aistudio.quantization.plot import write_plot
+    from aistudio.quantization.stage import check_base_models, quantize_model, write_quantization_metrics
 
     check_base_models(args.models)  # all missing models reported at once, before hours of work on the others
     with lineage.record_stage(args.mlflow, STAGE):

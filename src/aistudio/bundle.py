@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from aistudio.config import SERVING_VARIANTS, ServingVariant, Strict, validate
+from aistudio.config import FP32, SERVING_VARIANTS, ServingVariant, Strict, validate
 from aistudio.errors import UserError
 from aistudio.io import atomic_writer
 
@@ -201,7 +201,7 @@ def _check_identity(
 
     from aistudio.modeling.family import family_for
     from aistudio.modeling.loading import ModelCard
-    from aistudio.quantization import read_variant_info
+    from aistudio.quantization.variants import read_variant_info
 
     card = ModelCard.load(base_dir)
     problems = []
@@ -209,7 +209,7 @@ def _check_identity(
         problems.append(f"{base_dir}: holds model '{card.model}', but the bundle is for '{model}'")
     if card.family != family:
         problems.append(f"{base_dir}: is a {card.family} model, but the bundle says family '{family}'")
-    info = read_variant_info(base_dir) or {"variant": "fp32", "status": "ok"}
+    info = read_variant_info(base_dir) or {"variant": FP32, "status": "ok"}
     recorded, reason = info.get("variant"), info.get("reason", "no reason recorded")
     if recorded != variant:
         problems.append(f"{base_dir}: holds the {recorded} variant, but the bundle says '{variant}'")
@@ -332,15 +332,15 @@ def verify_bundle(directory: Path) -> Manifest:
 
 
 def _load_base(base: Path, manifest: Manifest) -> tuple[Any, Any, Any, Any]:
-    if manifest.variant == "fp32":
+    if manifest.variant == FP32:
         from aistudio.modeling.loading import load_model_dir
 
         return load_model_dir(base, expect_model=manifest.model)
     try:
-        from aistudio.quantization import load_variant
+        from aistudio.quantization.quantize import load_variant
     except ImportError as exc:
         raise UserError(
-            f"bundle variant '{manifest.variant}' needs aistudio.quantization.load_variant, "
+            f"bundle variant '{manifest.variant}' needs aistudio.quantization.quantize.load_variant, "
             f"which does not import here ({exc})"
         ) from exc
     return load_variant(base, expect_model=manifest.model)

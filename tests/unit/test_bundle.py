@@ -27,7 +27,7 @@ from aistudio.modeling.family import ModelFamily, family_for
 from aistudio.modeling.loading import ModelCard, save_model_dir
 from aistudio.modeling.prompts import Example
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
-from aistudio.quantization import load_variant, quantize_variant
+from aistudio.quantization.quantize import load_variant, quantize_variant
 from aistudio.training.adapters import AdapterSet, attach_lora, save_adapter
 
 pytestmark = pytest.mark.slow

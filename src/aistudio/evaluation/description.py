@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aistudio.evaluation.gates import PLUMBING, PLUMBING_NOTE, GateReport
+from aistudio.evaluation.gates import PLUMBING, PLUMBING_NOTE, GateReport, serving_form
 from aistudio.evaluation.report import COMPARED_FORMS, FORM_TITLES, gain_rows
 from aistudio.evaluation.results import FORMS, FormResult, form_metrics
 from aistudio.evaluation.variant_choice import VariantChoice
@@ -109,7 +109,7 @@ def describe_version(
     if gate.gate_set == PLUMBING:
         lines += [f"_Note: {PLUMBING_NOTE}._", ""]
     lines += [*_gate_lines(gate), ""]
-    served = "lora" if choice.variant == "fp32" else "quantized_lora"
+    served = serving_form(choice.variant)
     lines += [
         "| domain | metric | samples | base | "
         + " | ".join(f"{FORM_TITLES[f]} − base" for f in COMPARED_FORMS)

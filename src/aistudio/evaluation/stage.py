@@ -45,6 +45,7 @@ from aistudio.evaluation.variant_choice import VariantCandidate, VariantChoice, 
 from aistudio.io import write_json
 from aistudio.modeling.loading import load_model_dir
 from aistudio.modeling.prompts import prompt_format
+from aistudio.quantization.variants import read_variant_info, variant_dir
 from aistudio.training.adapters import AdapterSet
 from aistudio.training.stages import SKIPPED_MARKER, for_domain, load_split
 
@@ -114,15 +115,11 @@ def gates_for(params: Params, model: str) -> tuple[GatesConfig, str]:
 
 def serving_base_dir(model: str, variant: str) -> Path:
     """The model directory the bundle serves: the chosen quantized variant, or the fp32 base."""
-    from aistudio.quantization import variant_dir
-
     return layout.base_dir(model) if variant == FP32 else variant_dir(model, variant)
 
 
 def _unusable(directory: Path, variant: str) -> str:
     """Why a produced variant directory cannot be served with adapters ('' when it can)."""
-    from aistudio.quantization import read_variant_info
-
     info = read_variant_info(directory) if directory.exists() else None
     if info is None:
         return "not produced; add it to quantization.variants and run `dvc repro quantize_models`"
@@ -179,7 +176,8 @@ class _Forms:
 
     def variant_cost(self, variant: str, directory: Path) -> VariantCandidate:
         """The variant + adapters' worst perplexity increase over fp32 + adapters, per domain."""
-        from aistudio.quantization import load_variant, weight_bytes
+        from aistudio.quantization.measurement import weight_bytes
+        from aistudio.quantization.quantize import load_variant
 
         if variant == FP32:
             return VariantCandidate(FP32, weight_bytes(directory), 0.0, per_domain={})
@@ -215,7 +213,7 @@ def _evaluate_forms(
     processed_dir: Path,
 ) -> tuple[_Forms, VariantChoice]:
     """Base, fine-tune and LoRA forms; the serving variant chosen by its cost; the served form."""
-    from aistudio.quantization import load_variant
+    from aistudio.quantization.quantize import load_variant
 
     domains = [d for d in params.data.domains if for_domain(test, d)]
     if not domains:

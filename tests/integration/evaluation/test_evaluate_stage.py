@@ -25,7 +25,7 @@ from aistudio.bundle import read_manifest
 from aistudio.config import load_mlflow_config, load_params
 from aistudio.evaluation.description import TABLE_ARTIFACT
 from aistudio.evaluation.stage import evaluate_model
-from aistudio.quantization import quantize_model
+from aistudio.quantization.stage import quantize_model
 from aistudio.registry import ModelRegistry
 from aistudio.training.stages import train_base_model, train_lora_adapters
 

@@ -21,19 +21,11 @@ from aistudio.errors import UserError
 from aistudio.modeling.family import ModelFamily, family_for
 from aistudio.modeling.loading import ModelCard, save_model_dir
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
-from aistudio.quantization import (
-    REFERENCE,
-    VARIANT_FILE,
-    VARIANT_NAMES,
-    VARIANTS,
-    VariantOutcome,
-    VariantSpec,
-    load_variant,
-    measure_variant,
-    quantize_model,
-    quantize_variant,
-    variant_dir,
-)
+from aistudio.quantization.measurement import measure_variant
+from aistudio.quantization.quantize import load_variant, quantize_variant
+from aistudio.quantization.recipes import VARIANTS, VariantSpec
+from aistudio.quantization.stage import quantize_model
+from aistudio.quantization.variants import REFERENCE, VARIANT_FILE, VARIANT_NAMES, VariantOutcome, variant_dir
 from aistudio.training.adapters import AdapterSet, attach_lora, save_adapter
 
 # Tiny models gain nothing from a second thread (see single_torch_thread in tests/conftest.py).

@@ -1,8 +1,7 @@
-"""The parts of quantization that need no quantization backend: layout, ratios, perplexity, timing."""
+"""Measuring a variant without a quantization backend: ratios, weight bytes, perplexity, latency."""
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from pathlib import Path
@@ -10,58 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from aistudio import layout
-from aistudio.config import QuantizationConfig, TinyArchitecture
-from aistudio.errors import UserError
+from aistudio.config import TinyArchitecture
 from aistudio.modeling.family import ModelFamily, family_for
 from aistudio.modeling.prompts import example_from_record
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
-from aistudio.quantization import (
-    REFERENCE,
-    VARIANT_NAMES,
-    VARIANTS,
-    generation_latency,
-    merged_dir,
-    perplexity,
-    plot_rows,
-    quantize_variant,
-    relative_to,
-    variant_dir,
-    weight_bytes,
-    write_plot,
-)
+from aistudio.quantization.measurement import generation_latency, perplexity, relative_to, weight_bytes
 
 WORDS = "the cat sat on a mat and sang to the moon while rain fell softly".split()
 
 
 # Tiny models gain nothing from a second thread (see single_torch_thread in tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-
-def test_variants_live_under_models_quantized_and_fp32_is_the_source_model() -> None:
-    assert VARIANT_NAMES == ("4bit", "8bit", "dynamic", "int8_weight_only")
-    assert variant_dir("phi2", "4bit") == Path("models/quantized/phi2/4bit")
-    assert variant_dir("phi2", "dynamic", "code") == Path("models/quantized/phi2/domains/code/dynamic")
-    assert variant_dir("phi2", REFERENCE) == layout.base_dir("phi2")
-    assert (
-        variant_dir("phi2", REFERENCE, "code")
-        == merged_dir("phi2", "code")
-        == Path("models/quantized/phi2/domains/code/merged")
-    )
-
-
-def test_every_variant_named_in_the_config_has_its_recipe() -> None:
-    assert set(VARIANTS) == set(VARIANT_NAMES)
-    assert all(VARIANTS[name].name == name and VARIANTS[name].recipes for name in VARIANT_NAMES)
-
-
-def test_unknown_variant_is_a_user_error_naming_the_choices(tmp_path: Path) -> None:
-    with pytest.raises(
-        UserError, match=r"unknown quantized variant '2bit'.*'dynamic', 'int8_weight_only', 'fp32'"
-    ):
-        variant_dir("phi2", "2bit")
-    with pytest.raises(UserError, match="quantization.variants: unknown variant '2bit'"):
-        quantize_variant(tmp_path, "2bit", QuantizationConfig(), tmp_path / "out")
 
 
 def test_ratios_are_variant_over_fp32_and_perplexity_change_is_relative() -> None:
@@ -139,21 +97,3 @@ def test_latency_generates_exactly_max_new_tokens_per_prompt(tiny) -> None:
         "latency_p50_s": None,
         "tokens_per_second": None,
     }
-
-
-def test_the_size_vs_perplexity_chart_has_a_point_per_measured_variant_and_fp32_first(tmp_path: Path) -> None:
-    results = {
-        "phi2": {
-            "4bit": {"status": "ok", "size_bytes": 2_000_000, "perplexity_change": 0.031},
-            REFERENCE: {"status": "ok", "size_bytes": 8_000_000, "perplexity_change": 0.0},
-            "8bit": {"status": "unavailable", "reason": "no kernel"},
-            "merged_domains": {"code": {REFERENCE: {"status": "ok"}}},
-        }
-    }
-    assert plot_rows(results) == [
-        {"model": "phi2", "variant": REFERENCE, "size_mb": 8.0, "perplexity_change_pct": 0.0},
-        {"model": "phi2", "variant": "4bit", "size_mb": 2.0, "perplexity_change_pct": 3.1},
-    ]
-    unavailable = {"phi2": {"8bit": {"status": "unavailable", "reason": "no kernel"}}}
-    (row,) = json.loads(write_plot(unavailable, tmp_path / "q.json").read_text())
-    assert row["size_mb"] == "" and "unavailable" in row["note"]

@@ -25,7 +25,9 @@ import yaml
 
 from aistudio import layout
 from aistudio.deploy.integrity import digest_fix, is_digest, requires_digests
-from aistudio.deploy.validate import check_objects, image_problem, render
+from aistudio.deploy.validate import check_objects
+from aistudio.deploy.validation.rendering import render
+from aistudio.deploy.validation.security import image_problem
 from aistudio.errors import UserError
 from aistudio.io import atomic_writer, write_json
 

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from aistudio.deploy.rbac import check_rbac
-from aistudio.deploy.validate import check_objects, pod_spec_of, render
+from aistudio.deploy.validate import check_objects
+from aistudio.deploy.validation.objects import pod_spec_of
+from aistudio.deploy.validation.rendering import render
 
 REPO_K8S = Path(__file__).resolve().parents[3] / "k8s"
 

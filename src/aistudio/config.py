@@ -63,6 +63,9 @@ class SourceConfig(Strict):
     domain: str | None = None
     fields: dict[str, str] = Field(default_factory=dict)
     text_unit: Literal["file", "block"] = "block"
+    # A source that may be absent or empty (collected feedback, data/raw/feedback/*.jsonl): no file
+    # and no usable record are fine for it; for every other source they are errors.
+    optional: bool = False
 
     @model_validator(mode="after")
     def _mapping_targets_are_record_fields(self) -> SourceConfig:

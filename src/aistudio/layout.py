@@ -56,6 +56,9 @@ PROCESSED_DIR = Path("data/processed")
 SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
 REJECTED_FILE = "rejected.jsonl"
 FEATURES_DIR = Path("data/features")
+# The server's feedback store (JSONL segments; a PVC in the cluster) and where collected pairs land.
+FEEDBACK_STORE_DIR = Path("logs/feedback")
+FEEDBACK_RAW_DIR = RAW_DIR / "feedback"
 
 
 def split_path(processed_dir: Path, split: str) -> Path:

@@ -38,10 +38,10 @@ class SourceFile:
 
 
 def expand_source(config: SourceConfig, index: int, root: Path) -> list[SourceFile]:
-    """The files a source names; a path or glob matching nothing is a user error."""
+    """The files a source names; a path or glob matching nothing is a user error (unless optional)."""
     pattern = config.path if Path(config.path).is_absolute() else str(root / config.path)
     matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
-    if not matches:
+    if not matches and not config.optional:
         raise UserError(f"params.yaml: data.sources.{index}.path '{config.path}' matches no file")
     return [SourceFile(p, _relative_name(p, root), config) for p in matches]
 

@@ -408,7 +408,7 @@ def prepare_records(
         else:
             kept.append(outcome)
             kept_by_config[source_of_file[outcome.source]] += 1
-    empty = [i for i, s in enumerate(cfg.sources) if kept_by_config[s.path] == 0]
+    empty = [i for i, s in enumerate(cfg.sources) if kept_by_config[s.path] == 0 and not s.optional]
     if empty:
         raise UserError(
             f"params.yaml: data.sources.{i}.path '{cfg.sources[i].path}' yielded no usable record "

@@ -91,6 +91,12 @@ def test_a_glob_that_matches_nothing_is_a_user_error(tmp_path: Path) -> None:
         expand_source(cfg, 3, tmp_path)
 
 
+def test_an_optional_source_may_match_nothing(tmp_path: Path) -> None:
+    # Collected feedback (data/raw/feedback/*.jsonl) does not exist until someone collects some.
+    cfg = SourceConfig(path="feedback/*.jsonl", format="jsonl", fields={"domain": "domain"}, optional=True)
+    assert expand_source(cfg, 5, tmp_path) == []
+
+
 def test_ids_are_stable_and_relative_to_the_root(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.jsonl").write_text(json.dumps({"text": "hello there"}) + "\n")

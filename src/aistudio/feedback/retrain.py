@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aistudio.audit import AuditTrail
+from aistudio.audit import AuditTrail, resolve_identity
 from aistudio.errors import UserError
 
 RETRAIN_AUDIT_MODEL = "pipeline"  # a retrain concerns every model the DAG builds, not one
@@ -71,7 +71,8 @@ def run_retrain(command: Sequence[str], root: Path, trail: AuditTrail, reason: s
     details = {"command": " ".join(command), "data_version": data.commit, "feedback_files": data.files}
     if data.sha256:
         details["feedback_sha256"] = data.sha256
-    trail.record("retrain_trigger", RETRAIN_AUDIT_MODEL, details=details, reason=reason)
+    actor = resolve_identity(cwd=root)  # the git identity of the repository that retrains
+    trail.record("retrain_trigger", RETRAIN_AUDIT_MODEL, details=details, reason=reason, actor=actor)
     try:
         code = subprocess.run(list(command), cwd=root, check=False).returncode
     except FileNotFoundError:
@@ -84,5 +85,6 @@ def run_retrain(command: Sequence[str], root: Path, trail: AuditTrail, reason: s
         details={**details, "returncode": code},
         reason=reason,
         outcome="ok" if code == 0 else "failed",
+        actor=actor,
     )
     return code

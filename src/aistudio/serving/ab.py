@@ -210,6 +210,23 @@ class FeedbackStore:
                 tally.negative += 1
             return pending.experiment, pending.variant
 
+    def record_signed(self, request_id: str, experiment: str, variant: str, outcome: str) -> None:
+        """Count feedback whose variant a verified token names (the request may have been served by
+        another replica); one this replica already counted for the request id is refused (409)."""
+        if outcome not in FEEDBACK_OUTCOMES:
+            raise ValueError(f"outcome must be one of {FEEDBACK_OUTCOMES} (got {outcome!r})")
+        with self._lock:
+            pending = self._pending.get(request_id)
+            if pending is not None:
+                if pending.rated:
+                    raise FeedbackAlreadyRecorded(f"request '{request_id}' already has feedback")
+                pending.rated = True
+            tally = self._tally(experiment, variant)
+            if outcome == "positive":
+                tally.positive += 1
+            else:
+                tally.negative += 1
+
     def __len__(self) -> int:
         return len(self._pending)
 

@@ -30,6 +30,8 @@ from fastapi.openapi.utils import get_openapi
 from aistudio.bundle import REFERENCE_PROFILE, LoadedBundle
 from aistudio.config import validate
 from aistudio.errors import UserError
+from aistudio.feedback.store import FeedbackLog
+from aistudio.feedback.tokens import ReplayGuard, TokenSigner
 from aistudio.layout import MONITORING_CONFIG_FILE
 from aistudio.monitoring_config import MonitoringConfig, load_monitoring_config
 from aistudio.serving.ab import ABRouter, FeedbackStore
@@ -51,6 +53,7 @@ from aistudio.serving.settings import ServingSettings
 from aistudio.serving.state import ServerState, log_audit
 
 log = logging.getLogger(__name__)
+REPLAY_DIR = "consumed-tokens"
 
 
 def resolve_monitoring(settings: ServingSettings) -> MonitoringConfig:
@@ -150,6 +153,8 @@ def create_app(
     drift = None
     if reference_profile is not None and settings.monitoring.drift and metrics is not None:
         drift = DriftMonitor(reference_profile, monitoring.drift)
+    loop = settings.feedback
+    secret = settings.feedback_token_secret()
     state = ServerState(
         settings=settings,
         engine=engine,
@@ -164,6 +169,12 @@ def create_app(
         model_version=model_version,
         audit=audit,
         tracking_uri=settings.adapters.tracking_uri or tracking_uri,
+        tokens=TokenSigner(secret, loop.token_ttl_s) if secret is not None else None,
+        # Replicas sharing the store's directory share the replay guard's claims too.
+        replay=ReplayGuard(loop.directory / REPLAY_DIR if loop.record else None),
+        feedback_log=FeedbackLog(loop.directory, loop.max_segment_bytes, loop.max_segment_records)
+        if loop.record
+        else None,
         fallback_ids=frozenset(byte_fallback_ids(bundle.tokenizer.get_vocab()))
         if drift is not None
         else frozenset(),

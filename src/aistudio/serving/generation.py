@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from aistudio.feedback.tokens import TOKEN_HEADER
 from aistudio.serving import errors
 from aistudio.serving.ab import Assignment
 from aistudio.serving.constrained import GrammarError
@@ -48,6 +49,10 @@ class Accepted:
     headers: dict[str, str]
     prompts: list[str]
     adapter: str | None
+    assignment: Assignment | None = None
+    # What the feedback store keeps as the prompt: the user's own text (a chat's last user
+    # message, not the template around it), or None when the request is not one answer to rate.
+    instruction: str | None = None
     created: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -58,7 +63,13 @@ class GenerationService:
     # --- accept ------------------------------------------------------------------------------------
 
     async def accept(
-        self, request: Request, body: SamplingRequest, prefix: str, prompts: Sequence[str], param: str
+        self,
+        request: Request,
+        body: SamplingRequest,
+        prefix: str,
+        prompts: Sequence[str],
+        param: str,
+        instruction: str | None = None,
     ) -> Accepted:
         state = self.state
         request_id = f"{prefix}-{uuid.uuid4().hex}"
@@ -76,7 +87,21 @@ class GenerationService:
         if assignment is not None:
             headers["X-AIStudio-Experiment"] = assignment.experiment
             headers["X-AIStudio-Variant"] = assignment.variant
-        return Accepted(request_id, jobs, deadline, headers, list(prompts), adapter)
+        if state.tokens is not None:
+            # A header, not a body field: a streamed answer's headers are sent before its first token.
+            experiment, variant = (assignment.experiment, assignment.variant) if assignment else (None, None)
+            headers[TOKEN_HEADER] = state.tokens.sign(request_id, experiment, variant)
+        one_answer = len(prompts) == 1 and body.choices_per_prompt == 1
+        return Accepted(
+            request_id,
+            jobs,
+            deadline,
+            headers,
+            list(prompts),
+            adapter,
+            assignment,
+            (instruction or prompts[0]) if one_answer else None,
+        )
 
     def _route_model(
         self, request: Request, body: SamplingRequest, request_id: str
@@ -282,6 +307,23 @@ class GenerationService:
                 )
         return Usage.of(prompt_tokens, completion_tokens)
 
+    def record_answer(self, accepted: Accepted, results: Sequence[ChoiceResult]) -> None:
+        """Keep a served answer in the feedback store (when feedback.record is on)."""
+        log = self.state.feedback_log
+        if log is None or accepted.instruction is None or not results:
+            return
+        assignment = accepted.assignment
+        log.record_response(
+            accepted.request_id,
+            self.state.engine.model_label(accepted.adapter),
+            self.state.model_version,
+            accepted.adapter,
+            accepted.instruction,
+            results[0].text,
+            assignment.experiment if assignment else None,
+            assignment.variant if assignment else None,
+        )
+
     # --- stream --------------------------------------------------------------------------------------
 
     def stream(
@@ -331,6 +373,7 @@ class GenerationService:
             else:
                 results = await self.complete(accepted)
                 usage = self.usage(request, accepted, sum(r.completion_tokens for r in results))
+                self.record_answer(accepted, results)
                 if usage_chunk is not None:
                     yield _sse(usage_chunk(usage))
             yield "data: [DONE]\n\n"

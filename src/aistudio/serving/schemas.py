@@ -243,8 +243,15 @@ class UnloadLoraAdapterRequest(_Request):
 
 
 class FeedbackRequest(_Request):
-    request_id: str = Field(min_length=1, max_length=128)
-    outcome: Literal["positive", "negative"]
+    """One verdict on one answer. `token` (the answer's x-aistudio-feedback-token header) lets any
+    replica accept it; a bare `request_id` only reaches the replica that served an A/B request.
+    accepted/positive and rejected/negative are synonyms; `corrected` carries `correction`, the
+    answer the user wanted, which becomes training data in place of the served one."""
+
+    request_id: str | None = Field(None, min_length=1, max_length=128)
+    token: str | None = Field(None, min_length=1, max_length=2048)
+    outcome: Literal["positive", "negative", "accepted", "rejected", "corrected"]
+    correction: str | None = Field(None, min_length=1, max_length=65536)
 
 
 # --- responses ---------------------------------------------------------------------------------------

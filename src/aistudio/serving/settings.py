@@ -6,7 +6,8 @@ the environment: `AISTUDIO_SCHEDULER__MAX_ROWS=16`, `AISTUDIO_QUEUE__MAX_DEPTH=1
 API keys never come from a config file (it is committed, or a ConfigMap anyone can read): only
 from the key file `AISTUDIO_API_KEY_FILE` names (lines `id:roles:sha256`, see
 aistudio.serving.auth), which in Kubernetes is a mounted Secret, or from `AISTUDIO_API_KEYS`
-(comma list of raw keys, which get every role but admin).
+(comma list of raw keys, which get every role but admin). The same holds for the feedback token
+secret: `feedback.secret_file` (a mounted Secret) or `AISTUDIO_FEEDBACK_SECRET`, never the file.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from aistudio.config import Strict, format_validation_error, read_yaml
 from aistudio.errors import UserError
-from aistudio.layout import SERVING_CONFIG_FILE
+from aistudio.feedback.tokens import read_secret
+from aistudio.layout import FEEDBACK_STORE_DIR, SERVING_CONFIG_FILE
 from aistudio.serving.auth import MIN_KEY_LENGTH, ApiKey, parse_key_file
 
 CONFIG_ENV = "AISTUDIO_SERVING_CONFIG"
@@ -138,6 +140,24 @@ class LoggingSettings(Strict):
     log_prompts: bool = False
 
 
+class FeedbackSettings(Strict):
+    """The feedback loop (aistudio.feedback): recorded answers, signed tokens for POST /v1/feedback."""
+
+    # Served prompts and completions are personal data: recorded only when switched on, and then
+    # PII-scrubbed before they reach the disk.
+    record: bool = False
+    # JSONL segments, one set per process; in the cluster a PVC every replica mounts (ReadWriteMany),
+    # which also holds the replay guard's claims. An S3 prefix is not supported yet.
+    directory: Path = FEEDBACK_STORE_DIR
+    max_segment_bytes: int = Field(16 << 20, ge=1024)
+    max_segment_records: int = Field(10_000, ge=1)
+    # How long an answer can be rated: the lifetime of its feedback token.
+    token_ttl_s: float = Field(24 * 3600, gt=0)
+    # The HMAC secret every replica shares; null: $AISTUDIO_FEEDBACK_SECRET, else no tokens are
+    # issued and feedback is only accepted by the replica that served the (A/B) request.
+    secret_file: Path | None = None
+
+
 class ServingSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True, validate_default=True
@@ -154,6 +174,8 @@ class ServingSettings(BaseSettings):
     monitoring: MonitoringSettings = MonitoringSettings()
     drift: DriftOverrides = DriftOverrides()
     logging: LoggingSettings = LoggingSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
+    feedback_secret: SecretStr | None = None
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     api_key_file: Path | None = None
 
@@ -185,6 +207,13 @@ class ServingSettings(BaseSettings):
             keys += parse_key_file(self.api_key_file)
         return keys
 
+    def feedback_token_secret(self) -> bytes | None:
+        """The shared HMAC secret of feedback tokens (file or AISTUDIO_FEEDBACK_SECRET), or None."""
+        value = self.feedback_secret.get_secret_value() if self.feedback_secret else None
+        return read_secret(
+            self.feedback.secret_file, value, "feedback.secret_file / AISTUDIO_FEEDBACK_SECRET"
+        )
+
 
 def load_settings(path: Path | None = None) -> ServingSettings:
     """The file at `path` (or $AISTUDIO_SERVING_CONFIG, or configs/serving.yaml when it exists)
@@ -200,6 +229,11 @@ def load_settings(path: Path | None = None) -> ServingSettings:
         raise UserError(
             f"{source.name}: api_keys must not be in a config file; "
             "set AISTUDIO_API_KEYS or AISTUDIO_API_KEY_FILE"
+        )
+    if "feedback_secret" in data:
+        raise UserError(
+            f"{source.name}: feedback_secret must not be in a config file; "
+            "set AISTUDIO_FEEDBACK_SECRET or feedback.secret_file"
         )
     try:
         return ServingSettings(**data)

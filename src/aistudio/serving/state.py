@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aistudio.config import DOMAINS
+from aistudio.feedback.store import FeedbackLog
+from aistudio.feedback.tokens import ReplayGuard, TokenSigner
 from aistudio.serving.ab import ABRouter, FeedbackStore
 from aistudio.serving.adapters import AuditHook
 from aistudio.serving.auth import ApiKeyAuth
@@ -53,6 +55,10 @@ class ServerState:
     model_version: str
     audit: AuditHook = log_audit
     tracking_uri: str | None = None  # MLflow, for adapters loaded from models:/ and artifact URIs
+    # The feedback loop: signed tokens (None: no secret), their replay guard, the store (None: off).
+    tokens: TokenSigner | None = None
+    replay: ReplayGuard = field(default_factory=ReplayGuard)
+    feedback_log: FeedbackLog | None = None
     ready: bool = False
     fallback_ids: frozenset[int] = field(default_factory=frozenset)
     generation: GenerationService = field(init=False, repr=False)

@@ -115,3 +115,27 @@ def test_an_explicit_missing_config_is_an_error_but_the_default_may_be_absent(
         load_settings(tmp_path / "absent.yaml")
     monkeypatch.chdir(tmp_path)
     assert load_settings().queue.max_depth == 64
+
+
+def test_the_feedback_store_is_off_by_default_and_its_secret_comes_from_a_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(_write(tmp_path, "{}\n"))
+    assert settings.feedback.record is False and settings.feedback_token_secret() is None
+    (tmp_path / "secret").write_text("f" * 64 + "\n")
+    from_file = load_settings(
+        _write(tmp_path, f"feedback: {{record: true, secret_file: {tmp_path / 'secret'}}}\n")
+    )
+    assert from_file.feedback.record is True and from_file.feedback_token_secret() == b"f" * 64
+    monkeypatch.setenv("AISTUDIO_FEEDBACK_SECRET", "e" * 40)
+    assert load_settings(_write(tmp_path, "{}\n")).feedback_token_secret() == b"e" * 40
+
+
+def test_a_feedback_secret_in_the_config_file_or_a_short_one_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(UserError, match="feedback_secret must not be in a config file"):
+        load_settings(_write(tmp_path, "feedback_secret: abc\n"))
+    monkeypatch.setenv("AISTUDIO_FEEDBACK_SECRET", "short")
+    with pytest.raises(UserError, match="AISTUDIO_FEEDBACK_SECRET.*openssl rand"):
+        load_settings(_write(tmp_path, "{}\n")).feedback_token_secret()

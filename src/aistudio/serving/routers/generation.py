@@ -57,6 +57,7 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
         return service.stream(request, accepted, chunk, usage if body.include_usage_chunk else None)
     results = await service.complete(accepted)
     usage = service.usage(request, accepted, sum(r.completion_tokens for r in results))
+    service.record_answer(accepted, results)
     scores = [job.prompt_scores for job in accepted.jobs]
     answer = responses.completion(
         accepted.request_id, body.model, results, usage, _token_text(request), echo, scores, n
@@ -73,7 +74,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
     state = server(request)
     service = state.generation
     prompt = render_chat(body.messages, state.engine.tokenizer)
-    accepted = await service.accept(request, body, "chatcmpl", [prompt], "messages")
+    # The conversation ends with the user message being answered (render_chat checks it).
+    accepted = await service.accept(request, body, "chatcmpl", [prompt], "messages", body.messages[-1].text)
     logprobs = body.top_logprobs_wanted is not None
     if body.stream:
         chunk, usage = responses.chat_chunks(
@@ -82,6 +84,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
         return service.stream(request, accepted, chunk, usage if body.include_usage_chunk else None)
     results = await service.complete(accepted)
     usage = service.usage(request, accepted, sum(r.completion_tokens for r in results))
+    service.record_answer(accepted, results)
     answer = responses.chat(accepted.request_id, body.model, results, usage, _token_text(request))
     return JSONResponse(answer.model_dump(), headers=accepted.headers)
 

@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from aistudio.serving import errors
-from aistudio.serving.ab import FeedbackAlreadyRecorded
 from aistudio.serving.dependencies import require, require_when_protected, server
 from aistudio.serving.errors import APIError, documented
+from aistudio.serving.feedback import submit_feedback
 from aistudio.serving.schemas import FeedbackRequest
 
 router = APIRouter(tags=["monitoring"])
@@ -55,21 +55,6 @@ async def ab_summary(request: Request) -> dict[str, Any]:
     dependencies=[Depends(require("feedback"))],
     responses=documented(400, 401, 403, 404, 409, 413, 429),
 )
-async def feedback(body: FeedbackRequest, request: Request) -> dict[str, str]:
-    state = server(request)
-    try:
-        experiment, variant = state.feedback.record_feedback(body.request_id, body.outcome)
-    except KeyError:
-        raise APIError(
-            404,
-            f"No A/B request with id '{body.request_id}' is awaiting feedback",
-            errors.NOT_FOUND,
-            "request_id",
-        ) from None
-    except FeedbackAlreadyRecorded:
-        raise errors.conflict(
-            f"Request '{body.request_id}' already has feedback", "request_id", "feedback_exists"
-        ) from None
-    if state.metrics is not None:
-        state.metrics.count_feedback(experiment, variant, body.outcome)
-    return {"status": "recorded", "experiment": experiment, "variant": variant}
+async def feedback(body: FeedbackRequest, request: Request) -> dict[str, str | None]:
+    """A verdict on one answer, by its x-aistudio-feedback-token (any replica) or A/B request id."""
+    return submit_feedback(server(request), body, getattr(request.state, "caller", None))

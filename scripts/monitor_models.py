@@ -5,6 +5,11 @@
     python scripts/monitor_models.py --server http://127.0.0.1:8000      # one server, since its start
     python scripts/monitor_models.py --retrain [--exp]       # dvc repro (or dvc exp run) on a breach
 
+--retrain also retrains when collected feedback (scripts/collect_feedback.py → data/raw/feedback)
+is not yet a data version: the new files are committed alone (that commit is the data version),
+the trigger is appended to the audit trail (who, why, data version) and `dvc repro` re-runs
+prepare_data and everything after it.
+
 Writes metrics/monitoring.json ({values, thresholds, breaches, retrain_recommended, retrain}).
 Exit 2 when the source is unreachable or an argument is wrong; 1 when a retrain ran and failed.
 --server sends $AISTUDIO_API_KEY as a bearer token when it is set.
@@ -15,13 +20,15 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aistudio import layout
 from aistudio.cli import run_cli
+from aistudio.config import load_mlflow_config
 from aistudio.deploy import monitor
 from aistudio.errors import UserError
+from aistudio.feedback.retrain import pending_feedback, run_retrain, snapshot_feedback
 from aistudio.io import write_json
 from aistudio.layout import MONITORING_CONFIG_FILE, MONITORING_METRICS
 from aistudio.monitoring_config import load_monitoring_config
@@ -45,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
         "--retrain", action="store_true", help="run the retrain command when a threshold is crossed"
     )
     parser.add_argument("--exp", action="store_true", help="retrain as `dvc exp run` instead of `dvc repro`")
+    parser.add_argument(
+        "--reason", help="why, for the audit trail (default: the breaches or the new feedback)"
+    )
+    parser.add_argument("--feedback", type=Path, default=layout.FEEDBACK_RAW_DIR, help="collected feedback")
+    parser.add_argument("--mlflow-config", type=Path, default=layout.MLFLOW_FILE)
+    parser.add_argument("--tracking-uri", help="where the audit trail is (default: mlflow.yaml's)")
+    parser.add_argument("--audit-mirror", type=Path, default=layout.AUDIT_MIRROR, help="its local copy")
     return parser
 
 
@@ -75,21 +89,38 @@ def main() -> int:
         print(f"breach: {breach['message']}")
     for signal, why in report["not_evaluated"].items():
         print(f"not evaluated: {signal} ({why})")
-    if not report["retrain_recommended"]:
+    root = Path.cwd()
+    feedback = pending_feedback(root, args.feedback)
+    if feedback:
+        print(f"new feedback data, not yet a data version: {', '.join(feedback)}")
+    if not report["retrain_recommended"] and not feedback:
         print(f"no threshold crossed; wrote {args.output}")
         return 0
     if not args.retrain:
         print(f"retrain recommended; wrote {args.output} (add --retrain to run it)")
         return 0
+    reason = args.reason or "; ".join(
+        [b["message"] for b in report["breaches"]]
+        + ([f"{len(feedback)} new feedback file(s)"] if feedback else [])
+    )
+    data = snapshot_feedback(root, args.feedback, f"feedback data for retraining: {reason}")
+    if data.is_new:
+        print(f"data version {data.commit[:12]}: {', '.join(data.files)}")
+    from aistudio.registry import ModelRegistry  # mlflow: seconds to import
+
+    tracking_uri = args.tracking_uri or load_mlflow_config(args.mlflow_config).tracking_uri
+    trail = ModelRegistry(tracking_uri, args.audit_mirror).audit
     command = monitor.retrain_command(args.exp)
     print(f"retraining: {shlex.join(command)}", flush=True)
-    try:
-        code = subprocess.run(command, check=False).returncode
-    except FileNotFoundError:
-        raise UserError(
-            f"{command[0]} is not on PATH; run `make setup` (it installs dvc into .venv)"
-        ) from None
-    report["retrain"] = {"command": command, "returncode": code, "started_at": now}
+    code = run_retrain(command, root, trail, reason, data)
+    report["retrain"] = {
+        "command": command,
+        "returncode": code,
+        "started_at": now,
+        "reason": reason,
+        "data_version": data.commit,
+        "feedback_files": data.files,
+    }
     write_json(args.output, report)
     return 0 if code == 0 else 1
 

@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         help="reported in aistudio_model_info (default: $MODEL_VERSION, set by the Rollout)",
     )
     parser.add_argument(
+        "--audit-mirror", type=Path, default=layout.AUDIT_MIRROR, help="local copy of the audit trail"
+    )
+    parser.add_argument(
         "--insecure-no-auth", action="store_true", help="serve without API keys on any address"
     )
     return parser
@@ -80,6 +83,22 @@ def _tracking_uri(args: argparse.Namespace) -> str | None:
     return load_mlflow_config(args.mlflow_config).tracking_uri if args.mlflow_config.is_file() else None
 
 
+def _audit_hook(args: argparse.Namespace, model: str, version: str):  # type: ignore[no-untyped-def]
+    """Adapter changes go to the registry's audit trail when the server knows a registry."""
+    from aistudio.serving.state import log_audit
+
+    tracking_uri = _tracking_uri(args)
+    if tracking_uri is None:
+        return log_audit
+    from aistudio.registry import ModelRegistry  # mlflow: seconds to import
+    from aistudio.serving.audit_trail import trail_audit_hook
+
+    if args.mlflow_config.is_file():  # a local bundle: its registered name, as the registry audits it
+        model = load_mlflow_config(args.mlflow_config).registry.get(model, model)
+    trail = ModelRegistry(tracking_uri, args.audit_mirror).audit
+    return trail_audit_hook(trail, model, version, also=log_audit)
+
+
 def main() -> int:
     args = _parser().parse_args()
     settings = load_settings(args.config)
@@ -87,7 +106,7 @@ def main() -> int:
     check_bind(args.host, keys, args.insecure_no_auth)
     _configure_logging(settings.logging.level)
     with tempfile.TemporaryDirectory(prefix="aistudio-bundle-") as scratch:
-        bundle_dir, version = args.bundle, args.model_version
+        bundle_dir, version, name = args.bundle, args.model_version, None
         if args.model_uri:
             bundle_dir, version, name = _download(args, Path(scratch))
             if settings.served_model_name is None:
@@ -104,8 +123,16 @@ def main() -> int:
         monitoring = resolve_monitoring(settings)
         bundle = load_bundle(bundle_dir, verify=False)  # verified just above
         profile = resolve_reference_profile(settings, bundle_dir)
+        audit = _audit_hook(args, name or bundle.manifest.model, version)
         app = create_app(
-            settings, bundle, monitoring, profile, version, keys, tracking_uri=_tracking_uri(args)
+            settings,
+            bundle,
+            monitoring,
+            profile,
+            version,
+            keys,
+            audit=audit,
+            tracking_uri=_tracking_uri(args),
         )
         import uvicorn
 

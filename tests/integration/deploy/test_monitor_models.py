@@ -225,6 +225,19 @@ def dvc(tmp_path: Path, deploy_kit: Any) -> Any:
     return deploy_kit.make_recorded_binary(tmp_path / "bin", "dvc")
 
 
+def isolated_audit(tmp_path: Path) -> tuple[str, ...]:
+    """A retrain is audited and may snapshot feedback: both away from the checkout under test."""
+    return (
+        "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "--audit-mirror", str(tmp_path / "audit.jsonl"), "--feedback", str(tmp_path / "no-feedback"),
+    )  # fmt: skip
+
+
+def retrain_entries(tmp_path: Path) -> list[dict[str, Any]]:
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["action"] == "retrain_trigger"]
+
+
 def path_with(binary: Any) -> dict[str, str]:
     return {"PATH": f"{binary.bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
@@ -279,7 +292,14 @@ def test_retrain_runs_dvc_repro_only_when_a_threshold_is_crossed(
     scraped: Scraped, dvc: Any, tmp_path: Path
 ) -> None:
     out = tmp_path / "monitoring.json"
-    common = ("--prometheus", scraped.prometheus, "--output", str(out), "--retrain")
+    common = (
+        "--prometheus",
+        scraped.prometheus,
+        "--output",
+        str(out),
+        "--retrain",
+        *isolated_audit(tmp_path),
+    )
     healthy = monitor_models(*common, "--namespace", "healthy", env=path_with(dvc))
     assert healthy.returncode == 0, healthy.stderr
     assert dvc.calls() == []
@@ -290,12 +310,18 @@ def test_retrain_runs_dvc_repro_only_when_a_threshold_is_crossed(
     assert dvc.calls() == [["repro"]]
     assert json.loads(out.read_text())["retrain"]["command"] == ["dvc", "repro"]
     assert json.loads(out.read_text())["retrain"]["returncode"] == 0
+    # Audited before and after: who, why (the breaches), which data (no new feedback: HEAD).
+    started, finished = retrain_entries(tmp_path)
+    breaches = json.loads(out.read_text())["breaches"]
+    assert started["reason"] == "; ".join(b["message"] for b in breaches) != ""
+    assert started["details"]["data_version"] == finished["details"]["data_version"]
+    assert finished["details"]["returncode"] == 0 and finished["outcome"] == "ok"
 
 
 def test_retrain_as_an_experiment_runs_dvc_exp_run(scraped: Scraped, dvc: Any, tmp_path: Path) -> None:
     result = monitor_models(
         "--prometheus", scraped.prometheus, "--namespace", "degraded", "--retrain", "--exp",
-        "--output", str(tmp_path / "m.json"), env=path_with(dvc),
+        "--output", str(tmp_path / "m.json"), *isolated_audit(tmp_path), env=path_with(dvc),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert dvc.calls() == [["exp", "run"]]

@@ -155,6 +155,9 @@ def create_app(
         drift = DriftMonitor(reference_profile, monitoring.drift)
     loop = settings.feedback
     secret = settings.feedback_token_secret()
+    feedback_log = (
+        FeedbackLog(loop.directory, loop.max_segment_bytes, loop.max_segment_records) if loop.record else None
+    )
     state = ServerState(
         settings=settings,
         engine=engine,
@@ -172,9 +175,7 @@ def create_app(
         tokens=TokenSigner(secret, loop.token_ttl_s) if secret is not None else None,
         # Replicas sharing the store's directory share the replay guard's claims too.
         replay=ReplayGuard(loop.directory / REPLAY_DIR if loop.record else None),
-        feedback_log=FeedbackLog(loop.directory, loop.max_segment_bytes, loop.max_segment_records)
-        if loop.record
-        else None,
+        feedback_log=feedback_log,
         fallback_ids=frozenset(byte_fallback_ids(bundle.tokenizer.get_vocab()))
         if drift is not None
         else frozenset(),

@@ -107,6 +107,22 @@ def test_feedback_reaches_any_replica_and_bad_tokens_record_nothing(replicas: An
     assert [v["outcome"] for v in verdicts] == ["accepted"]
 
 
+def test_a_streamed_answer_carries_its_token_and_is_recorded_whole(replicas: Any) -> None:
+    first, _, store = replicas
+    client = openai.OpenAI(base_url=f"{first.base_url}/v1", api_key=first.api_key, max_retries=0, timeout=30)
+    with client.chat.completions.with_streaming_response.create(
+        model="tiny-phi:creative", messages=[{"role": "user", "content": "print the word"}], max_tokens=6,
+        temperature=0, stream=True,
+    ) as response:  # fmt: skip
+        token = response.headers[TOKEN_HEADER]
+        chunks = list(response.parse())
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    request_id = chunks[0].id
+    recorded = next(e for e in _events(store) if e["request_id"] == request_id)
+    assert recorded["completion"] == text and recorded["adapter"] == "creative"
+    assert TokenSigner(SECRET.encode(), 60).verify(token).request_id == request_id
+
+
 def test_an_ab_answer_rated_by_token_is_counted_for_its_variant(replicas: Any) -> None:
     first, second, _ = replicas
     request_id, token = _ask(first, "ab:code-adapter", "count the words", user="user-17")

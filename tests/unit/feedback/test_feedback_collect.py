@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,15 @@ def test_an_all_rejected_store_is_one_clear_error_and_no_file(tmp_path: Path) ->
 def test_a_missing_store_names_the_serving_switch(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="feedback.record"):
         collect_feedback(tmp_path / "nowhere", tmp_path / "raw", DOMAINS)
+
+
+def test_the_script_exits_2_with_one_line_on_an_empty_store_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
+    script = Path(__file__).resolve().parents[3] / "scripts" / "collect_feedback.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--store", str(tmp_path / "store"), "--out", str(tmp_path / "raw")],
+        capture_output=True, text=True, timeout=120, check=False, cwd=script.parents[1],
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "nothing written" in result.stderr
+    assert not (tmp_path / "raw").exists()

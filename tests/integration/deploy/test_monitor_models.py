@@ -212,10 +212,12 @@ def scraped(tmp_path_factory: pytest.TempPathFactory, deploy_kit: Any) -> Iterat
             log.close()
 
 
-def monitor_models(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+def monitor_models(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+):
     return subprocess.run(
         [sys.executable, str(REPO / "scripts" / "monitor_models.py"), "--config", str(CONFIG), *args],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True, text=True, timeout=timeout, check=False,
         env={**os.environ, **(env or {})}, cwd=cwd or REPO,
     )  # fmt: skip
 
@@ -225,16 +227,26 @@ def dvc(tmp_path: Path, deploy_kit: Any) -> Any:
     return deploy_kit.make_recorded_binary(tmp_path / "bin", "dvc")
 
 
-def isolated_audit(tmp_path: Path) -> tuple[str, ...]:
+# A retrain imports mlflow and appends to the audit trail; a fresh sqlite store first migrates
+# its schema (~30 s on a loaded machine), so the retrain tests share one and wait longer.
+RETRAIN_TIMEOUT_S = 240
+
+
+@pytest.fixture(scope="module")
+def audit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("audit")
+
+
+def isolated_audit(audit_dir: Path) -> tuple[str, ...]:
     """A retrain is audited and may snapshot feedback: both away from the checkout under test."""
     return (
-        "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "--audit-mirror", str(tmp_path / "audit.jsonl"), "--feedback", str(tmp_path / "no-feedback"),
+        "--tracking-uri", f"sqlite:///{audit_dir / 'mlflow.db'}",
+        "--audit-mirror", str(audit_dir / "audit.jsonl"), "--feedback", str(audit_dir / "no-feedback"),
     )  # fmt: skip
 
 
-def retrain_entries(tmp_path: Path) -> list[dict[str, Any]]:
-    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+def retrain_entries(audit_dir: Path) -> list[dict[str, Any]]:
+    lines = (audit_dir / "audit.jsonl").read_text().splitlines()
     return [e for e in map(json.loads, lines) if e["action"] == "retrain_trigger"]
 
 
@@ -289,7 +301,7 @@ def test_a_healthy_namespace_breaches_nothing(scraped: Scraped, tmp_path: Path) 
 
 
 def test_retrain_runs_dvc_repro_only_when_a_threshold_is_crossed(
-    scraped: Scraped, dvc: Any, tmp_path: Path
+    scraped: Scraped, dvc: Any, tmp_path: Path, audit_dir: Path
 ) -> None:
     out = tmp_path / "monitoring.json"
     common = (
@@ -298,30 +310,35 @@ def test_retrain_runs_dvc_repro_only_when_a_threshold_is_crossed(
         "--output",
         str(out),
         "--retrain",
-        *isolated_audit(tmp_path),
+        *isolated_audit(audit_dir),
     )
     healthy = monitor_models(*common, "--namespace", "healthy", env=path_with(dvc))
     assert healthy.returncode == 0, healthy.stderr
     assert dvc.calls() == []
     assert json.loads(out.read_text())["retrain"] is None
 
-    degraded = monitor_models(*common, "--namespace", "degraded", env=path_with(dvc))
+    degraded = monitor_models(
+        *common, "--namespace", "degraded", env=path_with(dvc), timeout=RETRAIN_TIMEOUT_S
+    )
     assert degraded.returncode == 0, degraded.stderr
     assert dvc.calls() == [["repro"]]
     assert json.loads(out.read_text())["retrain"]["command"] == ["dvc", "repro"]
     assert json.loads(out.read_text())["retrain"]["returncode"] == 0
     # Audited before and after: who, why (the breaches), which data (no new feedback: HEAD).
-    started, finished = retrain_entries(tmp_path)
+    started, finished = retrain_entries(audit_dir)[-2:]
     breaches = json.loads(out.read_text())["breaches"]
     assert started["reason"] == "; ".join(b["message"] for b in breaches) != ""
     assert started["details"]["data_version"] == finished["details"]["data_version"]
     assert finished["details"]["returncode"] == 0 and finished["outcome"] == "ok"
 
 
-def test_retrain_as_an_experiment_runs_dvc_exp_run(scraped: Scraped, dvc: Any, tmp_path: Path) -> None:
+def test_retrain_as_an_experiment_runs_dvc_exp_run(
+    scraped: Scraped, dvc: Any, tmp_path: Path, audit_dir: Path
+) -> None:
     result = monitor_models(
         "--prometheus", scraped.prometheus, "--namespace", "degraded", "--retrain", "--exp",
-        "--output", str(tmp_path / "m.json"), *isolated_audit(tmp_path), env=path_with(dvc),
+        "--output", str(tmp_path / "m.json"), *isolated_audit(audit_dir), env=path_with(dvc),
+        timeout=RETRAIN_TIMEOUT_S,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert dvc.calls() == [["exp", "run"]]

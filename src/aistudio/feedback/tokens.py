@@ -115,10 +115,19 @@ def token_id(token: str) -> str:
 
 
 class ReplayGuard:
-    """Each token is consumed once: in this process, and across replicas through `shared_dir`."""
+    """Each token is consumed once: in this process, and across replicas through `shared_dir`.
 
-    def __init__(self, shared_dir: Path | None = None, clock: Callable[[], float] = time.time) -> None:
+    A claim older than `ttl_s` names a token that has expired (a token is claimed after it was
+    issued and lives `ttl_s`), so such claims are swept now and then: the directory stays bounded."""
+
+    SWEEP_EVERY = 1000
+
+    def __init__(
+        self, shared_dir: Path | None = None, ttl_s: float = 24 * 3600, clock: Callable[[], float] = time.time
+    ) -> None:
         self.shared_dir = shared_dir
+        self.ttl_s = ttl_s
+        self._claims = 0
         self._clock = clock
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -147,7 +156,25 @@ class ReplayGuard:
         except FileExistsError:
             return False
         os.close(fd)
+        self._claims += 1
+        if self._claims % self.SWEEP_EVERY == 0:
+            self.sweep()
         return True
+
+    def sweep(self) -> int:
+        """Delete the claims of expired tokens; how many went."""
+        if self.shared_dir is None or not self.shared_dir.is_dir():
+            return 0
+        cutoff = self._clock() - self.ttl_s
+        removed = 0
+        for claim in self.shared_dir.iterdir():
+            try:
+                if claim.stat().st_mtime < cutoff:
+                    claim.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another replica swept it first
+                continue
+        return removed
 
 
 def read_secret(path: Path | None, value: str | None, where: str) -> bytes | None:

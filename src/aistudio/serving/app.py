@@ -174,7 +174,7 @@ def create_app(
         tracking_uri=settings.adapters.tracking_uri or tracking_uri,
         tokens=TokenSigner(secret, loop.token_ttl_s) if secret is not None else None,
         # Replicas sharing the store's directory share the replay guard's claims too.
-        replay=ReplayGuard(loop.directory / REPLAY_DIR if loop.record else None),
+        replay=ReplayGuard(loop.directory / REPLAY_DIR if loop.record else None, loop.token_ttl_s),
         feedback_log=feedback_log,
         fallback_ids=frozenset(byte_fallback_ids(bundle.tokenizer.get_vocab()))
         if drift is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,18 @@ def test_a_token_replayed_against_another_replica_is_refused_through_the_shared_
     assert second.consume("tok-a", 2e9) is False
     # The claim files are named by hash: the shared volume holds no usable token.
     assert all("tok-a" not in p.name for p in (tmp_path / "claims").iterdir())
+
+
+def test_claims_of_expired_tokens_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
+    clock = Clock()
+    guard = ReplayGuard(tmp_path / "claims", ttl_s=60, clock=clock)
+    guard.consume("a", clock.now + 60)
+    guard.consume("b", clock.now + 60)
+    old = next((tmp_path / "claims").iterdir())  # made to look claimed two TTLs ago
+    for claim in (tmp_path / "claims").iterdir():
+        os.utime(claim, (clock.now - 120, clock.now - 120) if claim == old else (clock.now, clock.now))
+    assert guard.sweep() == 1
+    assert len(list((tmp_path / "claims").iterdir())) == 1
 
 
 def test_short_or_doubly_set_secrets_are_user_errors(tmp_path: Path) -> None:

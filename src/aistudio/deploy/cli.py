@@ -3,7 +3,8 @@
     python -m aistudio.deploy.cli <command> (or scripts/deploy_models.py <command>):
 
     render    --overlay production --model-version champion --image ghcr.io/aistudio/model-server:0.2.0
-    validate  [--overlay production]          the overlays, and deploy/rendered/*.yaml if present
+    validate  [--overlay production]          the overlays (bare and with their deployment config),
+                                              and deploy/rendered/*.yaml if present
     apply     --overlay production --context prod [--yes]
     status | promote | abort | rollback  --overlay production --context prod [--yes]
     stage     the DVC `deploy` stage: every overlay with the registry's champion, validated
@@ -166,11 +167,19 @@ def _audit_render(registry, name: str, overlay: str, shipped: render.Served, pat
 
 
 def _validate(args: argparse.Namespace) -> int:
-    _deployment(args)  # a bad config is exit 2 here too, before any overlay is rendered
+    deployment = _deployment(args)  # a bad config is exit 2 here too, before any overlay is rendered
     if args.overlay:
         results = {args.overlay: validate_overlay(render.overlay_dir(args.k8s, args.overlay))}
     else:
         results = validate_all(args.k8s)
+    for overlay in [args.overlay] if args.overlay else render.overlay_names(args.k8s):
+        if any("kustomize build failed" in p for p in results[overlay]):
+            continue  # already reported; the configured render would fail the same way
+        # What ships is the overlay with its deployment config: the values must land (else exit 2)
+        # and the result pass the same checks as the bare overlay.
+        objects = render.render_overlay(args.k8s, overlay, deployment=deployment)
+        configured = [f"{overlay}: {p}" for p in check_objects(objects)]
+        results[overlay] += [p for p in configured if p not in results[overlay]]
     for path in sorted(args.rendered_dir.glob("*.yaml")) if args.rendered_dir.is_dir() else []:
         if args.overlay in (None, path.stem):
             results[str(path)] = [f"{path}: {p}" for p in check_objects(render.load_manifest(path))]

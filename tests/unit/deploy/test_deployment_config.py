@@ -257,6 +257,18 @@ def test_a_strategy_the_overlay_does_not_wire_is_refused(tmp_path: Path) -> None
     ]
 
 
+def test_validate_renders_each_overlay_with_its_config_and_refuses_one_that_does_not_fit(
+    tmp_path: Path,
+) -> None:
+    path = changed(
+        tmp_path, lambda d: d["environments"]["dev"].update(hpa={"min_replicas": 1, "max_replicas": 2})
+    )
+    assert cli_error(path) == (
+        f"error: {path}: environments.dev.hpa is set but k8s/overlays/dev renders no "
+        "HorizontalPodAutoscaler/model-server"
+    )
+
+
 def test_too_few_measurements_for_the_pauses_are_refused(tmp_path: Path) -> None:
     path = changed(tmp_path, lambda d: d["environments"]["production"]["analysis"].update(measurements=15))
     expected = r"measurements 15 x 1m .* ends before the canary's 20 min of pauses; raise it to at least 20"

@@ -313,8 +313,12 @@ def _set_thresholds(
                 raise UserError(
                     f"{key}.analysis.measurements {analysis.measurements} x {metric.get('interval')} "
                     f"(AnalysisTemplate/{name} metric {metric.get('name')}) ends before the canary's "
-                    f"{pauses // 60} min of pauses; raise it to at least {-(-pauses // interval)}"
+                    f"{_minutes(pauses)} of pauses; raise it to at least {-(-pauses // interval)}"
                 )
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
 def apply_deployment(

@@ -1,6 +1,7 @@
 """DVC stage deploy: every overlay rendered with the registry's champion, validated, written to --out.
 
-    python scripts/deploy_models.py --k8s k8s --out deploy/rendered
+    python scripts/deploy_models.py --k8s k8s --deployment-config configs/deployment_config.yaml \
+        --out deploy/rendered
 
 Given a command first (render, validate, apply, status, promote, abort, rollback), it runs that
 command of `python -m aistudio.deploy.cli` instead. Exit 2: bad input; exit 1: validation problems.

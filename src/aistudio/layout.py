@@ -37,6 +37,7 @@ CONFIGS_DIR = Path("configs")
 TRAINING_CONFIG_FILE = CONFIGS_DIR / "training_config.yaml"  # the GPU recipes
 SERVING_CONFIG_FILE = CONFIGS_DIR / "serving.yaml"
 MONITORING_CONFIG_FILE = CONFIGS_DIR / "monitoring_config.yaml"
+DEPLOYMENT_CONFIG_FILE = CONFIGS_DIR / "deployment_config.yaml"  # per-environment rollout values
 MONITORING_DIR = CONFIGS_DIR / "monitoring"
 ALERT_RULES = MONITORING_DIR / "alert_rules.yml"
 DASHBOARD = MONITORING_DIR / "grafana_dashboard.json"

@@ -3,11 +3,15 @@
     python -m aistudio.deploy.cli <command> (or scripts/deploy_models.py <command>):
 
     render    --overlay production --model-version champion --image ghcr.io/aistudio/model-server:0.2.0
-    validate  [--overlay production]          the overlays, and deploy/rendered/*.yaml if present
+    validate  [--overlay production]          the overlays (bare and with their deployment config),
+                                              and deploy/rendered/*.yaml if present
     apply     --overlay production --context prod [--yes]
     status | promote | abort | rollback  --overlay production --context prod [--yes]
     stage     the DVC `deploy` stage: every overlay with the registry's champion, validated
               (what scripts/deploy_models.py runs without a command)
+
+render and stage take each environment's rollout values from --deployment-config
+(configs/deployment_config.yaml); validate checks that file too.
 
 Cluster commands are dry runs unless --yes: they print the exact kubectl command lines and
 call nothing (`status` only reads, so it runs). Exit 2: bad input; exit 1: validation problems
@@ -28,6 +32,7 @@ from pathlib import Path
 from aistudio import layout, lineage
 from aistudio.config import load_mlflow_config, read_yaml
 from aistudio.deploy import actions, render
+from aistudio.deploy.deployment_config import DeploymentConfig, load_deployment_config
 from aistudio.deploy.validate import check_objects, validate_all, validate_overlay
 from aistudio.errors import UserError
 
@@ -68,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     registry.add_argument(
         "--image", help="registry/name:tag or @sha256 digest (default: the overlay's image)"
     )
+    values = argparse.ArgumentParser(add_help=False)
+    values.add_argument(
+        "--deployment-config",
+        type=Path,
+        default=layout.DEPLOYMENT_CONFIG_FILE,
+        help="per-environment strategy, steps, thresholds, replicas, resources "
+        f"(default: {layout.DEPLOYMENT_CONFIG_FILE})",
+    )
     cluster = argparse.ArgumentParser(add_help=False)
     cluster.add_argument("--overlay", required=True, help="dev, staging or production")
     cluster.add_argument("--context", help="kubeconfig context of the target cluster (required)")
@@ -75,10 +88,12 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog=_prog(), description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("render", parents=[common, registry], help="pin a model version and image")
+    p = sub.add_parser("render", parents=[common, registry, values], help="pin a model version and image")
     p.add_argument("--overlay", required=True)
     p.add_argument("--model-version", required=True, help="a version number or an alias (champion, ...)")
-    p = sub.add_parser("validate", parents=[common], help="offline checks of overlays and rendered files")
+    p = sub.add_parser(
+        "validate", parents=[common, values], help="offline checks of overlays and rendered files"
+    )
     p.add_argument("--overlay", help="only this overlay (default: all, plus the platform)")
     sub.add_parser("apply", parents=[common, cluster], help="kubectl apply deploy/rendered/<overlay>.yaml")
     steering = {
@@ -91,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(action, parents=[common, cluster], help=steering[action])
         if action == "status":
             p.add_argument("--watch", action="store_true", help="keep watching")
-    p = sub.add_parser("stage", parents=[common, registry], help="the DVC deploy stage")
+    p = sub.add_parser("stage", parents=[common, registry, values], help="the DVC deploy stage")
     p.add_argument("--overlays", nargs="+", default=list(render.DEFAULT_OVERLAYS))
     p.add_argument("--metrics", type=Path, default=layout.DEPLOY_METRICS)
     return parser
@@ -117,17 +132,23 @@ def _report(problems: list[str]) -> int:
     return 1 if problems else 0
 
 
+def _deployment(args: argparse.Namespace) -> DeploymentConfig:
+    """configs/deployment_config.yaml, with one entry per overlay of --k8s."""
+    return load_deployment_config(args.deployment_config, render.overlay_names(args.k8s))
+
+
 def _render(args: argparse.Namespace) -> int:
     render.overlay_dir(args.k8s, args.overlay)
+    deployment = _deployment(args)
     image = render.check_image(args.image) if args.image is not None else None
     registry, name, tracking_uri = _registry(args)
     if registry is None:
         raise UserError(f"no MLflow store at {tracking_uri}; register a model first (make pipeline)")
     pin = render.resolve_model_version(registry, name, args.model_version)
-    objects = render.render_overlay(args.k8s, args.overlay, pin, image)
+    objects = render.render_overlay(args.k8s, args.overlay, pin, image, deployment=deployment)
     shipped = render.served(objects)
     path = layout.rendered_path(args.overlay, args.rendered_dir)
-    header = render.header_for(args.overlay, pin, shipped, "scripts/deploy_models.py render")
+    header = render.header_for(args.overlay, pin, shipped, "scripts/deploy_models.py render", deployment)
     render.write_manifest(path, render.manifest_text(objects, header))
     print(f"{path}: {len(objects)} objects, {pin.describe()}, image {shipped.image}")
     problems = [f"{args.overlay}: {p}" for p in check_objects(objects)]
@@ -146,10 +167,19 @@ def _audit_render(registry, name: str, overlay: str, shipped: render.Served, pat
 
 
 def _validate(args: argparse.Namespace) -> int:
+    deployment = _deployment(args)  # a bad config is exit 2 here too, before any overlay is rendered
     if args.overlay:
         results = {args.overlay: validate_overlay(render.overlay_dir(args.k8s, args.overlay))}
     else:
         results = validate_all(args.k8s)
+    for overlay in [args.overlay] if args.overlay else render.overlay_names(args.k8s):
+        if any("kustomize build failed" in p for p in results[overlay]):
+            continue  # already reported; the configured render would fail the same way
+        # What ships is the overlay with its deployment config: the values must land (else exit 2)
+        # and the result pass the same checks as the bare overlay.
+        objects = render.render_overlay(args.k8s, overlay, deployment=deployment)
+        configured = [f"{overlay}: {p}" for p in check_objects(objects)]
+        results[overlay] += [p for p in configured if p not in results[overlay]]
     for path in sorted(args.rendered_dir.glob("*.yaml")) if args.rendered_dir.is_dir() else []:
         if args.overlay in (None, path.stem):
             results[str(path)] = [f"{path}: {p}" for p in check_objects(render.load_manifest(path))]
@@ -224,6 +254,7 @@ def _stage(args: argparse.Namespace) -> int:
     image = render.check_image(args.image) if args.image is not None else None
     for overlay in args.overlays:
         render.overlay_dir(args.k8s, overlay)
+    deployment = _deployment(args)
     registry, name, _ = _registry(args)
     if registry is not None:  # no store, nothing to link: evaluate never registered anything
         lineage.link_dvc_upstream(load_mlflow_config(args.mlflow_config))
@@ -234,6 +265,7 @@ def _stage(args: argparse.Namespace) -> int:
         image=image,
         out_dir=args.rendered_dir,
         metrics_path=args.metrics,
+        deployment=deployment,
     )
     for overlay, result in results.items():
         shipped = result.served

@@ -7,6 +7,9 @@ copies k8s/ to a temporary directory, adds a kustomization there that takes the 
 its only resource, sets the image with kustomize's `images:` and patches the Rollout's pod
 template annotations `aistudio.io/model-name` / `aistudio.io/model-version` (which the init
 container turns into `models:/<name>/<version>`), and renders that with `kubectl kustomize`.
+Every render then gets its environment's values from configs/deployment_config.yaml (replicas,
+resources, canary steps, analysis thresholds, HPA bounds: aistudio.deploy.deployment_config),
+which the overlays deliberately leave out.
 
 A copy rather than a reference to k8s/ from /tmp: kustomize refuses absolute resource paths,
 and a relative path out of /tmp into the checkout would depend on where both happen to be.
@@ -24,6 +27,7 @@ from typing import Any, Protocol
 import yaml
 
 from aistudio import layout
+from aistudio.deploy.deployment_config import DeploymentConfig, apply_deployment
 from aistudio.deploy.integrity import digest_fix, is_digest, requires_digests
 from aistudio.deploy.validate import check_objects
 from aistudio.deploy.validation.rendering import render
@@ -233,13 +237,19 @@ def _pinning_kustomization(
 
 
 def render_overlay(
-    k8s_root: Path, overlay: str, pin: ModelPin | None = None, image: str | None = None
+    k8s_root: Path,
+    overlay: str,
+    pin: ModelPin | None = None,
+    image: str | None = None,
+    *,
+    deployment: DeploymentConfig,
 ) -> list[dict[str, Any]]:
-    """The objects of `overlay`, serving `pin` from `image` (None: as the overlay commits it)."""
+    """The objects of `overlay` with its `deployment` values, serving `pin` from `image` (None:
+    as the overlay commits it)."""
     source = overlay_dir(k8s_root, overlay)
     committed = render(source)
     if pin is None and image is None:
-        return committed
+        return _configured(committed, deployment, overlay)
     with tempfile.TemporaryDirectory(prefix="aistudio-render-") as scratch:
         shutil.copytree(k8s_root, Path(scratch) / "k8s")
         pinned = Path(scratch) / _PINNED_DIR
@@ -252,7 +262,11 @@ def render_overlay(
             f"{overlay}: --image {image} is not pinned by digest; {overlay} runs digests only — "
             f"{digest_fix(image)}"
         )
-    return objects
+    return _configured(objects, deployment, overlay)
+
+
+def _configured(objects: list[dict[str, Any]], deployment: DeploymentConfig, overlay: str) -> list[dict]:
+    return apply_deployment(objects, deployment, overlay, rollout=ROLLOUT_NAME, container=SERVER_CONTAINER)
 
 
 class _BlockStyleDumper(yaml.SafeDumper):
@@ -293,10 +307,13 @@ def load_manifest(path: Path) -> list[dict[str, Any]]:
         raise UserError(f"{path}: not valid YAML ({exc})") from None
 
 
-def header_for(overlay: str, pin: ModelPin | None, shipped: Served, command: str) -> str:
+def header_for(
+    overlay: str, pin: ModelPin | None, shipped: Served, command: str, deployment: DeploymentConfig
+) -> str:
     model = pin.describe() if pin else f"{shipped.model_name} version {shipped.model_version} (as committed)"
     return (
         f"Rendered from k8s/overlays/{overlay} by `{command}`; do not edit, re-render.\n"
+        f"values: {deployment.source} environments.{overlay}\n"
         f"model: {model}\n"
         f"image: {shipped.image}"
     )
@@ -335,6 +352,8 @@ def render_and_validate_all(
     image: str | None = None,
     out_dir: Path = layout.RENDERED_DIR,
     metrics_path: Path | None = layout.DEPLOY_METRICS,
+    *,
+    deployment: DeploymentConfig,
 ) -> dict[str, OverlayResult]:
     """Render every overlay with the registry's champion (when there is one), validate it, write
     deploy/rendered/<overlay>.yaml and the metrics file; problems are returned, not raised.
@@ -349,13 +368,15 @@ def render_and_validate_all(
         check_image(image)
     pin = champion_of()
     # Every overlay rendered before any is written: an image one overlay refuses changes none.
-    rendered = {overlay: render_overlay(k8s_root, overlay, pin, image) for overlay in overlays}
+    rendered = {
+        overlay: render_overlay(k8s_root, overlay, pin, image, deployment=deployment) for overlay in overlays
+    }
     results: dict[str, OverlayResult] = {}
     for overlay, objects in rendered.items():
         shipped = served(objects)
         problems = [f"{overlay}: {problem}" for problem in check_objects(objects)]
         path = layout.rendered_path(overlay, out_dir)
-        header = header_for(overlay, pin, shipped, "scripts/deploy_models.py stage")
+        header = header_for(overlay, pin, shipped, "scripts/deploy_models.py stage", deployment)
         write_manifest(path, manifest_text(objects, header))
         results[overlay] = OverlayResult(
             overlay, len(objects), problems, shipped, (pin.alias or CHAMPION) if pin else UNRESOLVED, path

@@ -89,6 +89,8 @@ def staged(tmp_path_factory: pytest.TempPathFactory, registry_store: RegistrySto
     deploy/rendered/* and metrics/deploy.json, as `dvc repro` leaves them."""
     work = tmp_path_factory.mktemp("stage")
     shutil.copytree(REPO / "k8s", work / "k8s")
+    (work / "configs").mkdir()
+    shutil.copy(REPO / "configs" / "deployment_config.yaml", work / "configs")
     result = deploy_here("stage", *registry_args(registry_store), cwd=work)
     assert result.returncode == 0, result.stderr
     return work
@@ -247,7 +249,8 @@ def test_stage_without_a_registry_keeps_the_committed_versions_as_unresolved(tmp
     missing = f"sqlite:///{tmp_path / 'no-such.db'}"
     result = deploy(
         "stage", "--overlays", "dev", "--k8s", str(REPO / "k8s"), "--tracking-uri", missing,
-        "--mlflow-config", str(REPO / "mlflow.yaml"), "--params", str(REPO / "params.yaml"), cwd=tmp_path,
+        "--mlflow-config", str(REPO / "mlflow.yaml"), "--params", str(REPO / "params.yaml"),
+        "--deployment-config", str(REPO / "configs" / "deployment_config.yaml"), cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "metrics" / "deploy.json").read_text())

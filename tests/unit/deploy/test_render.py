@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from aistudio.deploy.deployment_config import load_deployment_config
 from aistudio.deploy.render import (
     ModelPin,
     champion_pin,
@@ -38,6 +39,7 @@ K8S = REPO / "k8s"
 OVERLAYS = ("dev", "staging", "production")
 IMAGE = "registry.example.com/ml/model-server:0.2.0"
 DIGEST = "registry.example.com/ml/model-server@sha256:" + "a" * 64
+DEPLOYMENT = load_deployment_config(REPO / "configs" / "deployment_config.yaml", OVERLAYS)
 
 
 class TableRegistry:
@@ -152,8 +154,10 @@ RELEASE_IMAGE = {"dev": IMAGE, "staging": DIGEST, "production": DIGEST}
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_render_pins_model_and_image_and_changes_nothing_else(overlay: str) -> None:
     image = RELEASE_IMAGE[overlay]
-    committed = render_overlay(K8S, overlay)
-    pinned = render_overlay(K8S, overlay, ModelPin("aistudio-phi2", 7, "champion"), image)
+    committed = render_overlay(K8S, overlay, deployment=DEPLOYMENT)
+    pinned = render_overlay(
+        K8S, overlay, ModelPin("aistudio-phi2", 7, "champion"), image, deployment=DEPLOYMENT
+    )
     assert served(pinned) == served(pinned).__class__("aistudio-phi2", "7", image)
     assert images(pinned) == {image}  # the init container moves with the server
     assert check_objects(pinned) == []
@@ -171,13 +175,13 @@ def test_render_pins_model_and_image_and_changes_nothing_else(overlay: str) -> N
 
 
 def test_render_by_digest_pins_the_digest() -> None:
-    assert images(render_overlay(K8S, "production", image=DIGEST)) == {DIGEST}
+    assert images(render_overlay(K8S, "production", image=DIGEST, deployment=DEPLOYMENT)) == {DIGEST}
 
 
 @pytest.mark.parametrize("overlay", ["staging", "production"])
 def test_a_tag_is_refused_where_only_digests_run_with_the_fix(overlay: str) -> None:
     with pytest.raises(UserError) as refused:
-        render_overlay(K8S, overlay, image=IMAGE)
+        render_overlay(K8S, overlay, image=IMAGE, deployment=DEPLOYMENT)
     assert refused.value.problems == [
         f"{overlay}: --image {IMAGE} is not pinned by digest; {overlay} runs digests only — "
         "pin it by digest: --image registry.example.com/ml/model-server@sha256:<digest> "
@@ -187,13 +191,15 @@ def test_a_tag_is_refused_where_only_digests_run_with_the_fix(overlay: str) -> N
 
 def test_a_tag_refused_by_one_overlay_leaves_every_rendered_file_unwritten(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="^staging: --image .* is not pinned by digest"):
-        render_and_validate_all(K8S, OVERLAYS, lambda: None, IMAGE, tmp_path / "out", tmp_path / "d.json")
+        render_and_validate_all(
+            K8S, OVERLAYS, lambda: None, IMAGE, tmp_path / "out", tmp_path / "d.json", deployment=DEPLOYMENT
+        )
     assert not (tmp_path / "out").exists() and not (tmp_path / "d.json").exists()
 
 
 def test_staging_and_production_commit_digests_and_mount_the_key_file() -> None:
     for overlay in OVERLAYS:
-        objects = render_overlay(K8S, overlay)
+        objects = render_overlay(K8S, overlay, deployment=DEPLOYMENT)
         pod = next(o for o in objects if o["kind"] == "Rollout")["spec"]["template"]["spec"]
         [server] = [c for c in pod["containers"] if c["name"] == "server"]
         env = {e["name"]: e for e in server["env"]}
@@ -206,7 +212,7 @@ def test_staging_and_production_commit_digests_and_mount_the_key_file() -> None:
 
 
 def test_render_without_pins_is_the_committed_overlay() -> None:
-    shipped = served(render_overlay(K8S, "dev"))
+    shipped = served(render_overlay(K8S, "dev", deployment=DEPLOYMENT))
     committed = yaml.safe_load((K8S / "overlays/dev/model.yaml").read_text())
     annotations = committed["spec"]["template"]["metadata"]["annotations"]
     assert (shipped.model_name, shipped.model_version) == (
@@ -216,7 +222,7 @@ def test_render_without_pins_is_the_committed_overlay() -> None:
 
 
 def test_the_manifest_text_round_trips_and_keeps_queries_readable(tmp_path: Path) -> None:
-    objects = render_overlay(K8S, "production", ModelPin("aistudio-phi2", 4), DIGEST)
+    objects = render_overlay(K8S, "production", ModelPin("aistudio-phi2", 4), DIGEST, deployment=DEPLOYMENT)
     path = tmp_path / "production.yaml"
     path.write_text(manifest_text(objects, "line one\nline two"))
     text = path.read_text()
@@ -238,7 +244,9 @@ def test_loading_a_missing_rendered_file_says_how_to_make_it(tmp_path: Path) -> 
 def test_the_stage_records_every_overlay_and_the_totals(tmp_path: Path) -> None:
     metrics = tmp_path / "metrics" / "deploy.json"
     pin = ModelPin("aistudio-phi2", 5, "champion")
-    results = render_and_validate_all(K8S, OVERLAYS, lambda: pin, None, tmp_path / "rendered", metrics)
+    results = render_and_validate_all(
+        K8S, OVERLAYS, lambda: pin, None, tmp_path / "rendered", metrics, deployment=DEPLOYMENT
+    )
     assert {name: r.problems for name, r in results.items()} == {name: [] for name in OVERLAYS}
     recorded = json.loads(metrics.read_text())
     assert recorded["production"] | {"problem_lines": None} == {
@@ -248,7 +256,7 @@ def test_the_stage_records_every_overlay_and_the_totals(tmp_path: Path) -> None:
         "model_name": "aistudio-phi2",
         "model_version": 5,
         "resolution": "champion",
-        "image": served(render_overlay(K8S, "production")).image,
+        "image": served(render_overlay(K8S, "production", deployment=DEPLOYMENT)).image,
         "rendered": str(tmp_path / "rendered" / "production.yaml"),
     }
     assert recorded["totals"]["problems"] == 0 and recorded["totals"]["overlays"] == 3
@@ -258,7 +266,9 @@ def test_the_stage_records_every_overlay_and_the_totals(tmp_path: Path) -> None:
 
 def test_the_stage_without_a_champion_records_unresolved(tmp_path: Path) -> None:
     metrics = tmp_path / "deploy.json"
-    results = render_and_validate_all(K8S, ["staging"], lambda: None, DIGEST, tmp_path, metrics)
+    results = render_and_validate_all(
+        K8S, ["staging"], lambda: None, DIGEST, tmp_path, metrics, deployment=DEPLOYMENT
+    )
     assert results["staging"].resolution == "unresolved"
     assert json.loads(metrics.read_text())["totals"]["unresolved"] == 1
     assert served(load_manifest(tmp_path / "staging.yaml")).image == DIGEST
@@ -270,7 +280,9 @@ def test_the_stage_reports_validation_problems_instead_of_raising(tmp_path: Path
     rollout = k8s / "base" / "rollout.yaml"
     text = rollout.read_text()
     rollout.write_text(text.replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", 1))
-    results = render_and_validate_all(k8s, ["dev"], lambda: None, None, tmp_path / "out", tmp_path / "d.json")
+    results = render_and_validate_all(
+        k8s, ["dev"], lambda: None, None, tmp_path / "out", tmp_path / "d.json", deployment=DEPLOYMENT
+    )
     expected = (
         "dev: Rollout/model-server: init container fetch-bundle does not set "
         "securityContext.allowPrivilegeEscalation: false"

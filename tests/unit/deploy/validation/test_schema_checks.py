@@ -32,12 +32,10 @@ def test_a_rollout_field_unknown_to_the_crd_is_reported(k8s: Path) -> None:
 
 
 def test_a_rollout_value_of_the_wrong_type_is_reported(k8s: Path) -> None:
-    replace_text(
-        k8s / "overlays" / "production" / "kustomization.yaml", "- setWeight: 50", "- setWeight: fifty"
-    )
-    assert validate_overlay(k8s / "overlays" / "production") == [
-        "production: Rollout/model-server: spec.strategy.canary.steps[2].setWeight: 'fifty' is not of type "
-        "'integer'"
+    # The base's step: the overlays' steps come from configs/deployment_config.yaml at render time.
+    replace_text(k8s / "base" / "rollout.yaml", "- setWeight: 100", "- setWeight: fifty")
+    assert validate_overlay(k8s / "overlays" / "dev") == [
+        "dev: Rollout/model-server: spec.strategy.canary.steps[0].setWeight: 'fifty' is not of type 'integer'"
     ]
 
 

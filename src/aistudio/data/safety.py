@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 
 def _alternation(terms: Sequence[str]) -> str:
@@ -20,6 +20,16 @@ def _alternation(terms: Sequence[str]) -> str:
         return ""
     bodies = (r"\s+".join(re.escape(word) for word in term.split(" ")) for term in folded)
     return "(?:" + "|".join(bodies) + r")(?!\w)"
+
+
+def _clues(terms: Iterable[str]) -> tuple[tuple[str, ...], ...]:
+    """Every term's words, longest first: a text can only hold a term if it holds all its words.
+
+    A term's words are matched literally in the case-folded text, so a text lacking a word of
+    every term holds no term; substring tests run at memchr speed, far below one regex scan.
+    """
+    folded = sorted({" ".join(term.casefold().split()) for term in terms if term.strip()})
+    return tuple(tuple(sorted(term.split(" "), key=len, reverse=True)) for term in folded)
 
 
 def _is_word_char(char: str) -> bool:
@@ -46,6 +56,7 @@ class SafetyScreen:
         # One pass over the text answers "is anything blocked here?" for the common clean case.
         combined = "|".join(per_category[name] for name in self.categories)
         self._any = re.compile(combined) if combined else None
+        self._clues = _clues(term for terms in categories.values() for term in terms)
 
     def category_of(self, text: str) -> str | None:
         """The first category, in sorted name order, with a term in text; None when clean."""
@@ -53,6 +64,8 @@ class SafetyScreen:
             return None
         # casefold() rather than re.IGNORECASE: it also matches "STRASSE" to a term "straße".
         folded = text.casefold()
+        if not any(all(map(folded.__contains__, words)) for words in self._clues):
+            return None
         if not _contains_whole_term(self._any, folded):
             return None
         # Rare path: several categories may match, possibly with overlapping phrases that one

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 from aistudio.data.fingerprint import (
+    NgramBatch,
     banding_for,
     char_ngrams,
     content_key,
+    distinct_per_record,
     estimated_similarity,
     exact_key,
     minhash_signatures,
@@ -133,3 +135,35 @@ def test_signatures_are_identical_in_a_fresh_process_with_another_hash_seed() ->
         runs.append(result.stdout)
     sig = minhash_signatures(char_ngrams([content_key(PARAGRAPH)]), 128)
     assert runs[0] == runs[1] == sig.tobytes().hex() + banding_for(0.8, 128).keys(sig).tobytes().hex()
+
+
+def test_character_ngrams_of_a_batch_of_long_keys_match_each_key_hashed_beside_a_short_one() -> None:
+    # A batch whose keys all span n bytes takes a shortcut; a short key in the batch takes the general path.
+    keys = [content_key(PARAGRAPH), "hello there general kenobi", "ab"]
+    mixed = char_ngrams(keys)
+    for i, key in enumerate(keys[:2]):
+        alone = char_ngrams([key])
+        assert (alone.hashes == mixed.of(i)).all()
+
+
+def test_signature_bins_are_the_same_for_a_power_of_two_and_any_other_num_perm() -> None:
+    # num_perm = 2^k bins by a mask, others by a modulo: both must follow the documented rule.
+    batch = char_ngrams([content_key(PARAGRAPH), "short one"])
+    for num_perm in (64, 100):
+        signatures = minhash_signatures(batch, num_perm)
+        assert signatures.shape == (2, num_perm)
+        assert (signatures != np.uint32(0xFFFFFFFF)).all()
+    assert _similarity(PARAGRAPH, PARAGRAPH, 100) == 1.0
+
+
+def test_distinct_ngrams_are_sorted_per_record_for_small_and_very_large_batches() -> None:
+    # Batches of up to 65,536 records sort by a radix pass on the owner, larger ones by lexsort.
+    rng = np.random.default_rng(3)
+    for records in (3, 70_000):
+        lengths = rng.integers(0, 4, size=records)
+        offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+        hashes = rng.integers(0, 5, size=int(offsets[-1]), dtype=np.uint64)
+        batch = distinct_per_record(NgramBatch(hashes, offsets))
+        for i in range(records):
+            expected = np.unique(hashes[offsets[i] : offsets[i + 1]])
+            assert batch.of(i).tolist() == expected.tolist()

@@ -81,3 +81,10 @@ def test_matching_uses_full_case_folding() -> None:
 
 def test_a_term_found_inside_a_word_does_not_hide_a_later_whole_word_match() -> None:
     assert SCREEN.category_of("skills kill") == "violence"
+
+
+def test_a_text_holding_every_word_of_a_term_apart_is_clean_and_together_is_caught() -> None:
+    # The screen only runs its pattern when every word of some term occurs in the text.
+    apart = "Build the shed; a pipe runs under it. Bomb disposal trained there."
+    assert SCREEN.category_of(apart) is None
+    assert SCREEN.category_of(apart + " Never build a\n pipe  bomb.") == "violence"

@@ -192,13 +192,12 @@ class FeatureStore:
             if domain is None or r["domain"] == domain
         ]
 
-    def prompts(self, split: str, domain: str | None = None) -> list[str]:
+    def prompts(self, split: str) -> list[tuple[str, str]]:
+        """(prompt, domain) of every row: the text the model was trained on, as served."""
         from datasets import load_from_disk
 
-        dataset = load_from_disk(str(layout.features_split_dir(self.path, split))).select_columns(
-            ["domain", "prompt"]
-        )
-        return [r["prompt"] for r in dataset.to_list() if domain is None or r["domain"] == domain]
+        dataset = load_from_disk(str(layout.features_split_dir(self.path, split)))
+        return list(zip(dataset["prompt"], dataset["domain"], strict=True))
 
 
 def open_features(

@@ -15,6 +15,7 @@ from aistudio.errors import UserError
 from aistudio.features.store import FeatureSpec, build_features, open_features
 from aistudio.modeling.family import IGNORE_INDEX, family_for
 from aistudio.modeling.loading import ModelCard
+from aistudio.modeling.prompts import prompt_format
 from aistudio.modeling.tokenizer import train_bpe_tokenizer
 from aistudio.training.trainer import encode_records
 
@@ -94,7 +95,8 @@ def test_each_split_is_stored_with_the_token_ids_and_labels_training_encodes(
         assert got == expected and len(store.split(split)) - len(got) == skipped
     code_train = [r for r in splits["train"] if r["domain"] == "code"]
     assert store.split("train", "code") == encode_records(family_for(family), tokenizer, code_train, cfg)[0]
-    assert store.prompts("test", "code")[0].startswith("### Instruction:\nAdd 0 and 1.")
+    fmt = prompt_format(tokenizer)
+    assert store.prompts("test") == [(fmt.example(r).prompt, r["domain"]) for r in splits["test"]]
 
 
 def test_the_card_counts_rows_tokens_and_truncations_per_split_and_domain(tmp_path: Path, processed) -> None:

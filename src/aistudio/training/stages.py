@@ -64,12 +64,11 @@ def base_features(model_name: str, cfg: TrainingConfig, processed_dir: Path) -> 
     from transformers import AutoTokenizer
 
     base = layout.base_dir(model_name)
-    card = ModelCard.load(base) if base.is_dir() else None
-    if card is None:
-        raise UserError(f"{base}: model directory not found (run the stage that produces it: dvc repro)")
+    if not base.is_dir():
+        raise UserError(f"{base}: model directory not found; run `dvc repro train_base_models`")
+    family = ModelCard.load(base).family
     tokenizer = AutoTokenizer.from_pretrained(base)
-    spec = feature_spec(model_name, cfg)
-    return open_features(spec, tokenizer, card.family, processed_dir)
+    return open_features(feature_spec(model_name, cfg), tokenizer, family, processed_dir)
 
 
 def tokenizer_corpus(records: Sequence[Mapping[str, Any]]) -> Iterator[str]:

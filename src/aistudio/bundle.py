@@ -51,6 +51,8 @@ class Lineage(Strict):
     git_commit: str
     data_hash: str
     params_hash: str
+    # The feature store the model was trained and evaluated on (aistudio.features); None before it existed.
+    feature_fingerprint: str | None = None
     run_ids: dict[str, str] = Field(default_factory=dict)
 
 

@@ -17,6 +17,7 @@ PIPELINE_STAGES: tuple[str, ...] = (
     "prepare_data",
     "import_base_models",
     "train_base_models",
+    "build_features",
     "finetune_domain_models",
     "train_lora_adapters",
     "quantize_models",
@@ -70,9 +71,19 @@ def rejected_path(processed_dir: Path = PROCESSED_DIR) -> Path:
     return Path(processed_dir) / REJECTED_FILE
 
 
-def features_dir(fingerprint: str) -> Path:
-    """A derived dataset, cached under the fingerprint of its inputs and the function that made it."""
-    return FEATURES_DIR / fingerprint
+# Inside a feature store: the card naming what its fingerprint was made of (aistudio.features).
+FEATURE_MANIFEST = "card.json"
+
+
+def features_dir(model: str, fingerprint: str | None = None, root: Path = FEATURES_DIR) -> Path:
+    """A model's tokenized splits (the build_features output), or the store of one fingerprint in it."""
+    path = Path(root) / model
+    return path / fingerprint if fingerprint else path
+
+
+def features_split_dir(store: Path, split: str) -> Path:
+    """One split of a store (`features_dir(model, fingerprint)`) as an HF dataset (`save_to_disk`, Arrow)."""
+    return Path(store) / split
 
 
 # --- models --------------------------------------------------------------------------------------
@@ -155,6 +166,11 @@ def bench_model_dir(model: str) -> Path:
 
 def finetune_metrics(model: str, domain: str) -> Path:
     return METRICS_DIR / "finetune" / model / f"{domain}.json"
+
+
+def feature_card(model: str) -> Path:
+    """Rows, tokens and truncations per split and domain of a model's feature store, and its fingerprint."""
+    return METRICS_DIR / "features" / f"{model}.json"
 
 
 def lora_metrics(model: str) -> Path:
@@ -242,6 +258,7 @@ def stage_outputs(model: str, domain: str) -> dict[str, tuple[Path, ...]]:
             PLOTS_DIR / "train_base",
             lineage_file("train_base_models"),
         ),
+        "build_features": (features_dir(model), feature_card(model)),
         "finetune_domain_models": (
             domain_dir(model, domain),
             checkpoint_dir("domain", model, domain),

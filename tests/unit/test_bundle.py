@@ -44,7 +44,13 @@ LORA = LoraConfig(r=4, alpha=8, dropout=0.0)
 PROMPTS = ["sort the list number 3", "count the words", "merge the table number 12 and return"]
 # Different targets and step counts: the two adapters must end up with different weights.
 ADAPTERS = {"code": ("YES YES YES", 1), "summarization": ("no no no no", 2)}
-LINEAGE = {"git_commit": "0" * 40, "data_hash": "d" * 32, "params_hash": "p" * 16, "run_ids": {"lora": "r1"}}
+LINEAGE = {
+    "git_commit": "0" * 40,
+    "data_hash": "d" * 32,
+    "params_hash": "p" * 16,
+    "feature_fingerprint": "f" * 16,
+    "run_ids": {"lora": "r1"},
+}
 EVALUATION = {"gate_passed": True, "perplexity": 12.5, "domains": {"code": {"rouge_l": 0.4}}}
 
 

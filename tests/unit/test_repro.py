@@ -17,6 +17,7 @@ def test_the_training_chain_runs_from_import_to_the_lora_adapters_in_pipeline_or
     assert layout.TRAINING_STAGES == (
         "import_base_models",
         "train_base_models",
+        "build_features",
         "finetune_domain_models",
         "train_lora_adapters",
     )

@@ -21,10 +21,10 @@ from aistudio.config import EvaluationConfig
 from aistudio.errors import UserError
 from aistudio.evaluation.behavioural import SHOWN_CHARS, GenerateFn
 from aistudio.evaluation.metrics import PERPLEXITY, domain_metrics, latency_summary
-from aistudio.evaluation.perplexity import is_encoder_decoder, mean_nll, perplexity
+from aistudio.evaluation.perplexity import encoded_nll, is_encoder_decoder, mean_nll, perplexity
 from aistudio.evaluation.results import FORMS, FormResult
 from aistudio.evaluation.sandbox import has_tests, pass_at_1
-from aistudio.modeling.family import ModelFamily
+from aistudio.modeling.family import Encoded, ModelFamily
 from aistudio.modeling.prompts import PromptFormat
 from aistudio.training.adapters import BASE_ALIASES, AdapterSet
 
@@ -232,19 +232,32 @@ def make_nll_fn(
     adapter: str | None,
     batch_size: int,
     max_length: int,
+    encoded: Sequence[Encoded | None] | None = None,
 ) -> NllFn:
-    """records → (mean NLL, target tokens) under the model, or under the AdapterSet's `adapter`."""
+    """records → (mean NLL, target tokens) under the model, or under the AdapterSet's `adapter`.
+
+    `encoded`: the token ids of exactly the records the function will be given, in order (None where
+    one did not fit), read from the feature store instead of encoding the records again.
+    """
+
+    def measure(target: Any, records: Sequence[Record]) -> tuple[float, int]:
+        if encoded is None:
+            return mean_nll(target, tokenizer, family, records, batch_size, max_length)
+        if len(encoded) != len(records):
+            raise ValueError(f"{len(records)} record(s) given, {len(encoded)} encoded for them")
+        return encoded_nll(target, tokenizer, family, [e for e in encoded if e is not None], batch_size)
+
     if isinstance(model_or_adapter_set, AdapterSet):
         adapters = model_or_adapter_set
 
         def nll_with_adapter(records: Sequence[Record]) -> tuple[float, int]:
             adapters.use(adapter)
-            return mean_nll(adapters.model, tokenizer, family, records, batch_size, max_length)
+            return measure(adapters.model, records)
 
         return nll_with_adapter
     model = _plain_model(model_or_adapter_set, adapter)
 
     def nll(records: Sequence[Record]) -> tuple[float, int]:
-        return mean_nll(model, tokenizer, family, records, batch_size, max_length)
+        return measure(model, records)
 
     return nll

@@ -64,14 +64,28 @@ def mean_nll(
     `model` may be a PeftModel: whichever adapter the caller made active is the one measured.
     The model is put in eval mode for the measurement (dropout off) and restored afterwards.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
     encoded = encode_for_nll(family, tokenizer, records, max_length)
     if not encoded:
         raise ValueError(
             f"none of the {len(records)} record(s) fits in max_length {max_length} with room for a target; "
             "raise max_length"
         )
+    return encoded_nll(model, tokenizer, family, encoded, batch_size)
+
+
+@torch.no_grad()
+def encoded_nll(
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    family: ModelFamily,
+    encoded: Sequence[Encoded],
+    batch_size: int,
+) -> tuple[float, int]:
+    """mean_nll of examples already encoded (labels masked to the target), e.g. from the feature store."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
+    if not encoded:
+        raise ValueError("no encoded example to measure")
     # An encoder-decoder's decoder reads the labels shifted right, so logit t predicts label t;
     # a decoder-only model reads the labels themselves, so logit t predicts label t + 1.
     shift = not is_encoder_decoder(model)

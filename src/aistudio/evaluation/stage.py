@@ -9,7 +9,7 @@ challenger and promoted only when it passes every gate and beats the champion.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,12 +42,13 @@ from aistudio.evaluation.plots import write_charts
 from aistudio.evaluation.report import write_report
 from aistudio.evaluation.results import FormResult
 from aistudio.evaluation.variant_choice import VariantCandidate, VariantChoice, choose_variant
+from aistudio.features.store import FeatureStore
 from aistudio.io import write_json
 from aistudio.modeling.loading import load_model_dir
 from aistudio.modeling.prompts import prompt_format
 from aistudio.quantization.variants import read_variant_info, variant_dir
 from aistudio.training.adapters import AdapterSet
-from aistudio.training.stages import SKIPPED_MARKER, for_domain, load_split
+from aistudio.training.stages import SKIPPED_MARKER, base_features, for_domain, load_split
 
 log = logging.getLogger(__name__)
 # Training prompts sampled for the server's drift reference: plenty for stable bins, cheap to featurise.
@@ -84,21 +85,20 @@ def _adapters(model: str, domains: list[str]) -> dict[str, Path]:
     return found
 
 
-def write_reference_profile(model: str, train: list[Mapping[str, Any]], path: Path) -> Path:
-    """The drift reference the server compares live prompts with: training prompts, as served."""
+def write_reference_profile(model: str, train: Sequence[tuple[str, str]], path: Path) -> Path:
+    """The drift reference the server compares live prompts with: training prompts as trained on and
+    served ((prompt, domain) pairs: the feature store's `prompt` column)."""
     from transformers import AutoTokenizer
 
     from aistudio.modeling.family import family_for
     from aistudio.modeling.loading import ModelCard
-    from aistudio.modeling.prompts import example_from_record
     from aistudio.serving.drift import profile_from_prompts, save_profile
 
     base = layout.base_dir(model)
     family = family_for(ModelCard.load(base).family)
     tokenizer = AutoTokenizer.from_pretrained(base)
     # The split is sorted by domain: a strided sample keeps every domain in its share.
-    sample = train[:: max(1, len(train) // REFERENCE_PROMPTS)]
-    prompts = ((example_from_record(r, tokenizer).prompt, r.get("domain")) for r in sample)
+    prompts = train[:: max(1, len(train) // REFERENCE_PROMPTS)]
     profile = profile_from_prompts(
         prompts, lambda text: family.token_ids(tokenizer, text), tokenizer.get_vocab(), tokenizer.unk_token_id
     )
@@ -138,12 +138,20 @@ class _Forms:
     model: str
     test: list[Mapping[str, Any]]
     adapters: Mapping[str, Path]
+    # The test split's token ids; None when training does not mask the prompt (perplexity always does).
+    features: FeatureStore | None
     results: dict[str, dict[str, FormResult]] = field(default_factory=dict)
     behaviour: dict[str, dict[str, Any]] = field(default_factory=dict)
     base_parameters: int = 0
 
     def records(self, domain: str) -> list[Mapping[str, Any]]:
         return for_domain(self.test, domain)[: self.params.evaluation.max_samples_per_domain]
+
+    def encoded(self, domain: str) -> list[Any] | None:
+        """The token ids of `records(domain)`, in order, from the feature store."""
+        if self.features is None:
+            return None
+        return self.features.split("test", domain)[: self.params.evaluation.max_samples_per_domain]
 
     def run(
         self, form: str, domain: str, target: Any, tokenizer: Any, family: Any, adapter: str | None
@@ -153,7 +161,10 @@ class _Forms:
         generate = make_generate_fn(
             target, tokenizer, family, adapter, cfg.new_tokens(domain), stop_strings=stops
         )
-        nll = make_nll_fn(target, tokenizer, family, adapter, cfg.batch_size, self.params.training.max_length)
+        max_length = self.params.training.max_length
+        nll = make_nll_fn(
+            target, tokenizer, family, adapter, cfg.batch_size, max_length, self.encoded(domain)
+        )
         self.results[domain][form] = evaluate_form(
             generate, nll, self.records(domain), domain, cfg, form=form, fmt=prompt_format(tokenizer)
         )
@@ -191,9 +202,10 @@ class _Forms:
         for domain, forms in self.results.items():
             if domain not in self.adapters or "lora" not in forms:
                 continue
-            nll, _ = make_nll_fn(served, tokenizer, family, domain, cfg.batch_size, max_length)(
-                self.records(domain)
+            measure = make_nll_fn(
+                served, tokenizer, family, domain, cfg.batch_size, max_length, self.encoded(domain)
             )
+            nll, _ = measure(self.records(domain))
             increases[domain] = perplexity(nll) / forms["lora"].metrics[PERPLEXITY] - 1.0
         del served, model
         if not increases:
@@ -211,6 +223,7 @@ def _evaluate_forms(
     test: list[Mapping[str, Any]],
     adapters: Mapping[str, Path],
     processed_dir: Path,
+    features: FeatureStore | None,
 ) -> tuple[_Forms, VariantChoice]:
     """Base, fine-tune and LoRA forms; the serving variant chosen by its cost; the served form."""
     from aistudio.quantization.quantize import load_variant
@@ -218,7 +231,7 @@ def _evaluate_forms(
     domains = [d for d in params.data.domains if for_domain(test, d)]
     if not domains:
         raise UserError(f"{layout.split_path(processed_dir, 'test')}: the test split is empty")
-    forms = _Forms(params, model, test, adapters, {d: {} for d in domains})
+    forms = _Forms(params, model, test, adapters, features, {d: {} for d in domains})
     base, tokenizer, _, family = load_model_dir(layout.base_dir(model), expect_model=model)
     forms.base_parameters = sum(p.numel() for p in base.parameters())
     adapter_set = AdapterSet.load(base, family, adapters)
@@ -272,10 +285,18 @@ def evaluate_model(
     registry = (registry_factory or ModelRegistry)(mlflow_cfg.tracking_uri)
     test = load_split(processed_dir, "test")
     adapters = _adapters(model, params.data.domains)
-    section = {"model": model, "evaluation": params.evaluation.model_dump()}
+    # Every form is measured with the base model's tokenizer (fine-tunes and variants save a copy).
+    features = base_features(model, params.training, processed_dir)
+    section = {
+        "model": model,
+        "evaluation": params.evaluation.model_dump(),
+        "feature_fingerprint": features.fingerprint,
+    }
     inputs = [layout.base_dir(model) / "model.safetensors", layout.split_path(processed_dir, "test")]
     with tracking.stage_run(mlflow_cfg, "evaluate", section, inputs, run_name=f"evaluate-{model}") as run:
-        forms, choice = _evaluate_forms(params, model, test, adapters, processed_dir)
+        # Perplexity is over the target alone: a store whose labels include the prompt cannot serve it.
+        nll_features = features if params.training.loss_on_output_only else None
+        forms, choice = _evaluate_forms(params, model, test, adapters, processed_dir, nll_features)
         results, behaviour = forms.results, forms.behaviour
         candidate = gate_summary(results, serving_form(choice.variant), behaviour)
         champion = registry.champion_summary(registered)
@@ -289,10 +310,11 @@ def evaluate_model(
             "git_commit": lineage["aistudio.git_commit"],
             "data_hash": lineage["aistudio.inputs_md5"],
             "params_hash": lineage["aistudio.params_hash"],
+            "feature_fingerprint": features.fingerprint,
             "run_ids": {"evaluate": run.info.run_id},
         }
         reference = write_reference_profile(
-            model, load_split(processed_dir, "train"), Path(bundles) / f".{model}-{REFERENCE_PROFILE}"
+            model, features.prompts("train"), Path(bundles) / f".{model}-{REFERENCE_PROFILE}"
         )
         build_bundle(
             layout.bundle_dir(model, bundles),

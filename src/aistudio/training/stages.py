@@ -18,6 +18,7 @@ from typing import Any
 from aistudio import layout, tracking
 from aistudio.config import MlflowConfig, Params, TrainingConfig
 from aistudio.errors import UserError
+from aistudio.features.store import FeatureStore, feature_spec, open_features
 from aistudio.io import read_jsonl, write_json
 from aistudio.layout import split_path
 from aistudio.modeling.family import family_for
@@ -40,7 +41,7 @@ from aistudio.training.adapters import (
 from aistudio.training.distributed import is_main_process, launched_world_size
 from aistudio.training.hpo import tune_hyperparameters
 from aistudio.training.sharding import sharded_launch
-from aistudio.training.trainer import TrainJob, TrainResult, evaluate_loss, run_training
+from aistudio.training.trainer import EncodedSplits, TrainJob, TrainResult, evaluate_loss, run_training
 
 log = logging.getLogger(__name__)
 SKIPPED_MARKER = "SKIPPED.json"
@@ -55,6 +56,19 @@ def load_split(processed_dir: Path, split: str) -> list[dict[str, Any]]:
 
 def for_domain(records: Sequence[Mapping[str, Any]], domain: str) -> list[Mapping[str, Any]]:
     return [r for r in records if r.get("domain") == domain]
+
+
+def base_features(model_name: str, cfg: TrainingConfig, processed_dir: Path) -> FeatureStore:
+    """The feature store of the base model's tokenizer at this stage's settings; refused (UserError
+    naming both fingerprints) when it was built for another tokenizer, format, length or data."""
+    from transformers import AutoTokenizer
+
+    base = layout.base_dir(model_name)
+    if not base.is_dir():
+        raise UserError(f"{base}: model directory not found; run `dvc repro train_base_models`")
+    family = ModelCard.load(base).family
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    return open_features(feature_spec(model_name, cfg), tokenizer, family, processed_dir)
 
 
 def tokenizer_corpus(records: Sequence[Mapping[str, Any]]) -> Iterator[str]:
@@ -205,7 +219,11 @@ def _copy_model_files(source: Path, out: Path) -> None:
 def _train_tiny_base(
     params: Params, model_name: str, processed_dir: Path, mlflow_cfg: MlflowConfig | None, out: Path
 ) -> dict[str, Any]:
-    """Tokenizer (trained on the train split unless one is given), tiny model, fit, save."""
+    """Tokenizer (trained on the train split unless one is given), tiny model, fit, save.
+
+    The one fit that encodes records itself: its tokenizer is born here, so no feature store (built
+    after this stage, from the saved tokenizer) can exist for it yet.
+    """
     model_cfg = params.models[model_name]
     family = family_for(model_cfg.family)
     train, validation = load_split(processed_dir, "train"), load_split(processed_dir, "validation")
@@ -300,8 +318,8 @@ def finetune_domain_model(
     if domain not in params.data.domains:
         raise UserError(f"--domain '{domain}' is not one of data.domains {params.data.domains}")
     cfg = params.finetune_training(model_name, domain)
-    train = for_domain(load_split(processed_dir, "train"), domain)
-    validation = for_domain(load_split(processed_dir, "validation"), domain)
+    features = base_features(model_name, cfg, processed_dir)
+    train, validation = features.split("train", domain), features.split("validation", domain)
     out = out or layout.domain_dir(model_name, domain)
     if not train or not validation:
         which = "train" if not train else "validation"
@@ -320,7 +338,12 @@ def finetune_domain_model(
             )
         return {"skipped": 1, "reason": reason}
     model, tokenizer, card, family = load_model_dir(layout.base_dir(model_name), expect_model=model_name)
-    section = {"model": model_name, "domain": domain, "training": cfg.model_dump()}
+    section = {
+        "model": model_name,
+        "domain": domain,
+        "training": cfg.model_dump(),
+        "feature_fingerprint": features.fingerprint,
+    }
     inputs = [layout.base_dir(model_name) / "model.safetensors", split_path(processed_dir, "train")]
     fingerprint = tracking.params_hash({**section, "seed": params.seed, "data": tracking.inputs_md5(inputs)})
     key = f"finetune.domains.{domain}"
@@ -330,13 +353,14 @@ def finetune_domain_model(
             model,
             tokenizer,
             family,
-            train,
-            validation,
+            [],
+            [],
             cfg,
             layout.checkpoint_dir("domain", model_name, domain),
             fingerprint,
             params.seed,
             key,
+            features=EncodedSplits(train, validation),
         )
         result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
         if is_main_process():
@@ -367,11 +391,11 @@ def train_lora_adapters(
     if lora.qlora:
         qlora_load_kwargs()  # fails before any training when 4-bit is unavailable here
     cfg: TrainingConfig = params.lora_training(model_name)
-    train_all, validation_all = load_split(processed_dir, "train"), load_split(processed_dir, "validation")
+    features = base_features(model_name, cfg, processed_dir)
     base = layout.base_dir(model_name)
     results: dict[str, Any] = {}
     for domain in params.data.domains:
-        train, validation = for_domain(train_all, domain), for_domain(validation_all, domain)
+        train, validation = features.split("train", domain), features.split("validation", domain)
         if not train or not validation:
             if not params.finetune.skip_empty_domains:
                 raise UserError(
@@ -392,6 +416,7 @@ def train_lora_adapters(
             "domain": domain,
             "lora": lora.model_dump(),
             "training": cfg.model_dump(),
+            "feature_fingerprint": features.fingerprint,
         }
         inputs = [base / "model.safetensors", split_path(processed_dir, "train")]
         fingerprint = tracking.params_hash(
@@ -403,13 +428,14 @@ def train_lora_adapters(
                 peft_model,
                 tokenizer,
                 family,
-                train,
-                validation,
+                [],
+                [],
                 cfg,
                 layout.checkpoint_dir("lora", model_name, domain),
                 fingerprint,
                 params.seed,
                 "lora.training",
+                features=EncodedSplits(train, validation),
             )
             result = run_training(job, log_to_mlflow=mlflow_cfg is not None)
             out = adapters_root / domain

@@ -31,6 +31,7 @@ from transformers import (
 from aistudio import tracking
 from aistudio.config import TrainingConfig
 from aistudio.errors import UserError
+from aistudio.features import store as feature_store
 from aistudio.modeling.family import Encoded, ModelFamily
 from aistudio.modeling.prompts import prompt_format
 from aistudio.training.checkpoints import (
@@ -55,9 +56,21 @@ from aistudio.training.sharding import (
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class EncodedSplits:
+    """A fit's examples read from the feature store, in split order (None: did not fit max_length)."""
+
+    train: Sequence[Encoded | None]
+    evaluation: Sequence[Encoded | None]
+
+
 @dataclass
 class TrainJob:
-    """Everything one fit needs; `name` identifies it in logs, checkpoints and MLflow."""
+    """Everything one fit needs; `name` identifies it in logs, checkpoints and MLflow.
+
+    With `features`, the fit trains on those token ids and `train_records`/`eval_records` are unused;
+    without, it encodes the records itself (a tiny base model, whose tokenizer is born in its stage).
+    """
 
     name: str
     model: Any
@@ -71,6 +84,7 @@ class TrainJob:
     seed: int
     config_key: str = "training"
     extra_callbacks: list[TrainerCallback] = field(default_factory=list)
+    features: EncodedSplits | None = None
 
 
 @dataclass
@@ -128,15 +142,25 @@ def encode_records(
     records: Sequence[Mapping[str, Any]],
     cfg: TrainingConfig,
 ) -> tuple[list[Encoded], int]:
-    encoded, skipped = [], 0
-    fmt = prompt_format(tokenizer)
-    for record in records:
-        item = family.encode(fmt.example(record), tokenizer, cfg.max_length, cfg.loss_on_output_only)
-        if item is None:
-            skipped += 1
-        else:
-            encoded.append(item)
-    return encoded, skipped
+    """The records that fit, encoded as the feature store encodes them, and how many did not."""
+    return feature_store.fitting(
+        feature_store.encode_records(family, tokenizer, records, cfg.max_length, cfg.loss_on_output_only)
+    )
+
+
+def _examples(job: TrainJob) -> tuple[list[Encoded], int, list[Encoded]]:
+    cfg = job.cfg
+    if job.features is not None:
+        train, skipped = feature_store.fitting(list(job.features.train)[: cfg.max_train_samples])
+        evaluation, _ = feature_store.fitting(list(job.features.evaluation)[: cfg.max_eval_samples])
+        return train, skipped, evaluation
+    train, skipped = encode_records(
+        job.family, job.tokenizer, list(job.train_records)[: cfg.max_train_samples], cfg
+    )
+    evaluation, _ = encode_records(
+        job.family, job.tokenizer, list(job.eval_records)[: cfg.max_eval_samples], cfg
+    )
+    return train, skipped, evaluation
 
 
 class _CountingCollator:
@@ -264,11 +288,7 @@ def _fit(job: TrainJob, log_to_mlflow: bool, launch: ShardedLaunch | None) -> Tr
     if cfg.packing and job.family.name != "causal":
         raise UserError(f"params.yaml: {job.config_key}.packing is for the causal family only")
     check_prompt_fits(job.family, job.tokenizer, cfg, job.config_key)
-    train_records = list(job.train_records)[: cfg.max_train_samples]
-    train, skipped = encode_records(job.family, job.tokenizer, train_records, cfg)
-    evaluation, _ = encode_records(
-        job.family, job.tokenizer, list(job.eval_records)[: cfg.max_eval_samples], cfg
-    )
+    train, skipped, evaluation = _examples(job)
     if not train:
         raise UserError(
             f"{job.name}: no training example fits {job.config_key}.max_length ({cfg.max_length})"

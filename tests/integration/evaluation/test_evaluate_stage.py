@@ -25,6 +25,7 @@ from aistudio.bundle import read_manifest
 from aistudio.config import load_mlflow_config, load_params
 from aistudio.evaluation.description import TABLE_ARTIFACT
 from aistudio.evaluation.stage import evaluate_model
+from aistudio.features.store import build_features, feature_spec
 from aistudio.quantization.stage import quantize_model
 from aistudio.registry import ModelRegistry
 from aistudio.training.stages import train_base_model, train_lora_adapters
@@ -117,6 +118,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         _write_workspace(root)
         params = load_params("params.yaml")
         train_base_model(params, MODEL, PROCESSED, None)
+        build_features(feature_spec(MODEL, params.training), PROCESSED)
         train_lora_adapters(params, MODEL, PROCESSED, None)
         quantize_model(params, MODEL, PROCESSED, None)
         yield root

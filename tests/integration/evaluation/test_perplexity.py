@@ -156,3 +156,32 @@ def test_behavioural_checks_run_on_a_real_model_and_report(tiny: Tiny) -> None:
 def test_a_plain_model_cannot_be_asked_for_an_adapter(tiny: Tiny) -> None:
     with pytest.raises(ValueError, match="needs an AdapterSet"):
         make_generate_fn(tiny.model, tiny.tokenizer, tiny.family, "shift", 4)
+
+
+def test_perplexity_read_from_the_feature_store_equals_encoding_the_records(
+    tiny: Tiny, adapters: AdapterSet, tmp_path: Path
+) -> None:
+    import json
+
+    from aistudio.features.store import FeatureSpec, build_features, open_features
+    from aistudio.modeling.loading import ModelCard
+
+    model_dir = tmp_path / "base"
+    tiny.tokenizer.save_pretrained(model_dir)
+    ModelCard("tiny", tiny.family.name, "base").save(model_dir)
+    processed = tmp_path / "processed"
+    processed.mkdir()
+    for split in ("train", "validation", "test"):
+        (processed / f"{split}_data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    spec = FeatureSpec("tiny", model_dir, MAX_LENGTH, loss_on_output_only=True)
+    build_features(spec, processed, tmp_path / "features")
+    store = open_features(spec, tiny.tokenizer, tiny.family.name, processed, tmp_path / "features")
+    encoded = store.split("test", "creative")
+    for target, adapter in ((tiny.model, None), (adapters, "shift")):
+        from_records = make_nll_fn(target, tiny.tokenizer, tiny.family, adapter, 4, MAX_LENGTH)(RECORDS)
+        from_store = make_nll_fn(target, tiny.tokenizer, tiny.family, adapter, 4, MAX_LENGTH, encoded)(
+            RECORDS
+        )
+        assert from_store == from_records
+    with pytest.raises(ValueError, match="3 record"):
+        make_nll_fn(tiny.model, tiny.tokenizer, tiny.family, None, 4, MAX_LENGTH, encoded)(RECORDS[:3])

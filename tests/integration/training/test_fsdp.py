@@ -24,6 +24,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from aistudio.config import load_params
+from aistudio.features.store import FeatureSpec, build_features
 from aistudio.modeling.loading import load_model_dir
 from aistudio.training.adapters import AdapterSet
 from aistudio.training.checkpoints import consolidate_checkpoint, last_complete_checkpoint
@@ -183,6 +185,14 @@ def test_lora_stage_shards_and_rank_0_alone_saves_adapters_and_mlflow_runs(
     base, _ = sharded_run
     workspace = make_workspace("fsdp_lora", SHORT_RUN)
     shutil.copytree(base / "models/base/tiny_causal", workspace / "models/base/tiny_causal")
+    params = load_params(workspace / "params.yaml")
+    spec = FeatureSpec(
+        "tiny_causal",
+        workspace / "models/base/tiny_causal",
+        params.training.max_length,
+        params.training.loss_on_output_only,
+    )
+    build_features(spec, workspace / "data/processed", workspace / "data/features/tiny_causal")
     cmd = _launch(workspace, "--model", "tiny_causal")
     cmd[cmd.index(str(BASE_SCRIPT))] = str(REPO_ROOT / "scripts/train_lora_adapters.py")
     result = _run(cmd, workspace)

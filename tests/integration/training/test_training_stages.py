@@ -14,6 +14,7 @@ from transformers import AutoTokenizer
 from aistudio import layout
 from aistudio.config import load_mlflow_config, load_params
 from aistudio.errors import UserError
+from aistudio.features.store import build_features, feature_spec
 from aistudio.modeling.loading import load_model_dir
 from aistudio.training.adapters import AdapterSet
 from aistudio.training.stages import finetune_domain_model, train_base_model, train_lora_adapters
@@ -34,6 +35,7 @@ def test_base_finetune_and_lora_train_save_and_reload(workspace: Path, model: st
     tokenizer = AutoTokenizer.from_pretrained(layout.base_dir(model))
     assert tokenizer.eos_token_id is not None and tokenizer.pad_token_id is not None
 
+    features = build_features(feature_spec(model, params.training), PROCESSED)
     tuned = finetune_domain_model(params, model, "code", PROCESSED, mlflow_cfg)
     assert tuned["global_step"] == 4 and tuned["skipped"] == 0
     _, _, card, _ = load_model_dir(layout.domain_dir(model, "code"), expect_model=model)
@@ -69,6 +71,34 @@ def test_base_finetune_and_lora_train_save_and_reload(workspace: Path, model: st
     assert tags["aistudio.stage"] == "train_base_models" and tags["aistudio.params_hash"]
     artifact_root = Path(db.execute("select artifact_uri from runs where run_uuid=?", (run,)).fetchone()[0])
     assert (artifact_root / "model" / "model.safetensors").exists()
+    for trained_on_features in (f"finetune-{model}-code", f"lora-{model}-code"):
+        logged = dict(
+            db.execute(
+                "select key, value from params where run_uuid=?", (runs[trained_on_features],)
+            ).fetchall()
+        )
+        assert logged["feature_fingerprint"] == features["fingerprint"]
+
+
+def test_fine_tune_and_lora_train_on_the_feature_store_and_refuse_a_stale_one(workspace: Path) -> None:
+    params = load_params("params.yaml")
+    train_base_model(params, "codet5p", PROCESSED, None)
+    with pytest.raises(
+        UserError, match=r"no feature store for model 'codet5p'.*dvc repro build_features@codet5p"
+    ):
+        finetune_domain_model(params, "codet5p", "code", PROCESSED, None)
+    card = build_features(feature_spec("codet5p", params.training), PROCESSED)
+    code = card["splits"]["train"]["domains"]["code"]
+    tuned = finetune_domain_model(params, "codet5p", "code", PROCESSED, None)
+    assert tuned["train_examples"] + tuned["skipped_examples"] == code["rows"]
+    # The processed splits change and the store is not rebuilt: both stages refuse it.
+    rows = (PROCESSED / "train_data.jsonl").read_text().splitlines()
+    (PROCESSED / "train_data.jsonl").write_text("\n".join(rows[:-1]) + "\n")
+    stale = rf"feature fingerprint {card['fingerprint']} does not match [0-9a-f]{{16}}.*differs in: data"
+    with pytest.raises(UserError, match=stale):
+        finetune_domain_model(params, "codet5p", "code", PROCESSED, None)
+    with pytest.raises(UserError, match=stale):
+        train_lora_adapters(params, "codet5p", PROCESSED, None)
 
 
 def test_prompt_longer_than_max_length_is_refused_before_training(workspace: Path) -> None:
@@ -88,6 +118,7 @@ def test_missing_domain_split_is_a_clear_error_or_a_logged_skip(workspace: Path)
     (PROCESSED / "train_data.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in rows if r["domain"] != "analysis")
     )
+    build_features(feature_spec("codet5p", params.training), PROCESSED)
     with pytest.raises(UserError, match="the train split has no 'analysis' records"):
         finetune_domain_model(params, "codet5p", "analysis", PROCESSED, None)
     data = params.model_dump()

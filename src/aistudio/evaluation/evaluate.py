@@ -59,6 +59,7 @@ def evaluate_form(
     fmt: PromptFormat,
     count_tokens: TokenCounter | None = None,
     n_examples: int = 3,
+    warm_up: bool = True,
 ) -> FormResult:
     """Task metrics, perplexity and latency of one form on the first cfg.max_samples_per_domain records.
 
@@ -66,8 +67,9 @@ def evaluate_form(
     completions run against the tests in the sandbox (cfg.sandbox).
 
     `generate_fn` must already carry cfg.max_new_tokens (make_generate_fn does); it is called once
-    untimed on the first prompt, so one-time costs (allocation, lazy init) stay out of p95, then
-    once per batch of cfg.batch_size prompts. Generated tokens come from the Completions it
+    untimed on the first prompt, so one-time costs (allocation, lazy init) stay out of p95 (skip it
+    with `warm_up=False` for a model an earlier form already ran), then once per batch of
+    cfg.batch_size prompts. Generated tokens come from the Completions it
     returns; a generate_fn returning plain strings needs `count_tokens` instead. Perplexity is
     over the same bounded records' reference targets. `fmt` is the model's prompt format
     (`prompt_format(tokenizer)`): records become the prompts the model was trained on.
@@ -84,7 +86,8 @@ def evaluate_form(
     prompts = [e.prompt for e in examples]
     references = [e.target for e in examples]
 
-    generate_fn(prompts[:1])  # warm-up, untimed
+    if warm_up:
+        generate_fn(prompts[:1])  # untimed
     predictions: list[str] = []
     tokens: list[int] = []
     seconds: list[float] = []

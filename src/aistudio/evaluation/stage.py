@@ -9,6 +9,7 @@ challenger and promoted only when it passes every gate and beats the champion.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +144,9 @@ class _Forms:
     results: dict[str, dict[str, FormResult]] = field(default_factory=dict)
     behaviour: dict[str, dict[str, Any]] = field(default_factory=dict)
     base_parameters: int = 0
+    # Models a form has already generated with (weakly: a fine-tune is freed after its form); their
+    # one-time costs are paid, so the next form on one skips the warm-up.
+    warmed: list[weakref.ref[Any]] = field(default_factory=list)
 
     def records(self, domain: str) -> list[Mapping[str, Any]]:
         return for_domain(self.test, domain)[: self.params.evaluation.max_samples_per_domain]
@@ -166,8 +170,16 @@ class _Forms:
             target, tokenizer, family, adapter, cfg.batch_size, max_length, self.encoded(domain)
         )
         self.results[domain][form] = evaluate_form(
-            generate, nll, self.records(domain), domain, cfg, form=form, fmt=prompt_format(tokenizer)
+            generate,
+            nll,
+            self.records(domain),
+            domain,
+            cfg,
+            form=form,
+            fmt=prompt_format(tokenizer),
+            warm_up=not any(ref() is target for ref in self.warmed),
         )
+        self.warmed.append(weakref.ref(target))
 
     def check_behaviour(self, served: AdapterSet, tokenizer: Any, family: Any) -> None:
         """Behavioural checks on the adapters as served (the chosen variant's base)."""

@@ -75,6 +75,14 @@ def test_evaluation_is_bounded_batched_and_timed_per_batch() -> None:
     assert m["tokens_per_second"] > 0
 
 
+def test_a_model_already_warmed_up_is_not_warmed_up_again() -> None:
+    generate = Recorder()
+    evaluate_form(
+        generate, nll_of([]), records(5), "code", CFG, form="lora", fmt=FMT, count_tokens=len, warm_up=False
+    )
+    assert [len(c) for c in generate.calls] == [2, 2, 1]
+
+
 def test_result_round_trips_through_json() -> None:
     result = evaluate_form(
         Recorder(), nll_of([]), records(3), "code", CFG, form="base", fmt=FMT, count_tokens=len

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aistudio.errors import UserError
-from aistudio.training.precision import cpu_supports_bf16, resolve_precision
+from aistudio.training.precision import CPU_BF16_MIN_PARAMS, cpu_supports_bf16, resolve_precision
 
 
 def test_auto_picks_what_the_hardware_has() -> None:
@@ -14,6 +14,13 @@ def test_auto_picks_what_the_hardware_has() -> None:
         assert resolve_precision("auto") == "fp32"
         with pytest.raises(UserError, match="training.precision is fp16 but no CUDA GPU"):
             resolve_precision("fp16")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU rule; a GPU picks by its own support")
+def test_auto_on_a_cpu_takes_bf16_only_for_a_large_model_on_native_bf16() -> None:
+    assert resolve_precision("auto", n_params=CPU_BF16_MIN_PARAMS - 1) == "fp32"
+    large = resolve_precision("auto", n_params=CPU_BF16_MIN_PARAMS)
+    assert large == ("bf16" if cpu_supports_bf16() else "fp32")
 
 
 def test_forced_bf16_is_refused_where_unsupported() -> None:

@@ -60,7 +60,8 @@ TRAIN_STEPS, BATCH_SIZE, LEARNING_RATE, MAX_LENGTH = 100, 16, 3e-3, 128
 # thread to be scheduled (measured here under load ~6: fp32 prefill 0.20 s on 1 thread, 0.93 s on 2),
 # which would compare schedulers rather than kernels. --threads 2 measures the 2-core figure.
 DEFAULT_THREADS = 1
-# The stage's own latency settings (8 prompts x 16 new tokens), repeated in interleaved rounds.
+# The quantization config's default latency settings (8 prompts x 16 new tokens; params.yaml runs
+# 4 to fit the pipeline budget), repeated in interleaved rounds.
 CFG = QuantizationConfig(latency_prompts=8, max_new_tokens=16, perplexity_samples=VALIDATION_RECORDS)
 ROUNDS = 5
 PREFILL_BATCH, PREFILL_TOKENS = 8, 128

@@ -343,6 +343,10 @@ def _fit(job: TrainJob, log_to_mlflow: bool, launch: ShardedLaunch | None) -> Tr
     )
     output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     eval_loss = float(trainer.evaluate()["eval_loss"])
+    if launch is None:
+        # Mixed precision wrapped the model's forward in autocast; the caller gets back the model it
+        # gave, whose outputs match the saved weights reloaded in fp32.
+        trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     # Collective under FSDP/ZeRO-3: every rank takes part, rank 0 receives the full weights.
     # Unsharded, the model itself holds them, and savers use it as before.
     state_dict = trainer.accelerator.get_state_dict(trainer.model_wrapped) if launch is not None else None

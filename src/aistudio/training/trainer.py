@@ -47,6 +47,7 @@ from aistudio.training.sharding import (
     check_no_meta_parameters,
     check_strategy_applied,
     check_wrap_classes,
+    parameter_count,
     replicated_training,
     sharded_launch,
     share_tied_embedding_modules,
@@ -311,7 +312,7 @@ def _fit(job: TrainJob, log_to_mlflow: bool, launch: ShardedLaunch | None) -> Tr
         # The Trainer reads this flag off the bare model to decide how to scale the loss.
         base = job.model.get_base_model() if isinstance(job.model, PeftModel) else job.model
         base.accepts_loss_kwargs = False
-    args = training_arguments(cfg, job.checkpoint_dir, job.seed, job.config_key, _parameter_count(job.model))
+    args = training_arguments(cfg, job.checkpoint_dir, job.seed, job.config_key, parameter_count(job.model))
     # Rank 0 may remove stale checkpoints; no rank looks for one to resume from before it has.
     with args.main_process_first(local=False, desc=f"{job.name}: checkpoint directory"):
         if args.process_index == 0:
@@ -381,15 +382,11 @@ def evaluate_loss(
     evaluation, _ = encode_records(family, tokenizer, list(records)[: cfg.max_eval_samples], cfg)
     if not evaluation:
         raise UserError(f"no validation example fits max_length ({cfg.max_length})")
-    args = training_arguments(cfg, output_dir, seed=0, key="training", n_params=_parameter_count(model))
+    args = training_arguments(cfg, output_dir, seed=0, key="training", n_params=parameter_count(model))
     trainer = _FamilyTrainer(model=model, args=args, eval_dataset=evaluation, processing_class=tokenizer)
     trainer.eval_collator = lambda feats: family.collate(feats, tokenizer)
     loss = float(trainer.evaluate()["eval_loss"])
     return {"eval_loss": loss, "eval_perplexity": math.exp(min(loss, 50.0)), "eval_examples": len(evaluation)}
-
-
-def _parameter_count(model: Any) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 class _FamilyTrainer(Trainer):

@@ -56,9 +56,14 @@ INVARIANCE_TURNS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+# For a domain of a user's own (data.domains is open): PII in a plain request.
+_GENERIC_TURNS = (("Reply to the message from jane.doe@example.com about Friday's meeting.", ""),)
+
+
 def invariance_prompts(domain: str, fmt: PromptFormat) -> list[str]:
     """The domain's PII-bearing turns as prompts in the model's own format."""
-    return [fmt.instruction(instruction, text) for instruction, text in INVARIANCE_TURNS[domain]]
+    turns = INVARIANCE_TURNS.get(domain, _GENERIC_TURNS)
+    return [fmt.instruction(instruction, text) for instruction, text in turns]
 
 
 def _generate(generate_fn: GenerateFn, prompts: list[str]) -> list[str]:
@@ -82,6 +87,17 @@ def invariance_rule(domain: str) -> str:
     return f"token F1 between the two completions >= {INVARIANCE_MIN_F1}"
 
 
+def scrubbed_twins(prompts_with_pii: Sequence[str], scrubber: PiiScrubber) -> list[str]:
+    """Each prompt with its PII replaced by placeholders; a prompt without PII is refused."""
+    twins = []
+    for i, prompt in enumerate(prompts_with_pii):
+        clean, counts = scrubber.scrub(prompt)
+        if not counts:
+            raise ValueError(f"prompt {i} holds no PII the scrubber finds; invariance needs prompts with PII")
+        twins.append(clean)
+    return twins
+
+
 def invariance_check(
     generate_fn: GenerateFn,
     prompts_with_pii: Sequence[str],
@@ -90,13 +106,7 @@ def invariance_check(
 ) -> dict[str, Any]:
     """Share of prompts whose completion behaves the same with their PII scrubbed (rule above)."""
     scrubber = scrubber or PiiScrubber(PII_TYPES)
-    scrubbed_prompts = []
-    for i, prompt in enumerate(prompts_with_pii):
-        clean, counts = scrubber.scrub(prompt)
-        if not counts:
-            raise ValueError(f"prompt {i} holds no PII the scrubber finds; invariance needs prompts with PII")
-        scrubbed_prompts.append(clean)
-    # Two calls with the same batch shape, so padding affects both sides alike.
+    scrubbed_prompts = scrubbed_twins(prompts_with_pii, scrubber)
     originals = _generate(generate_fn, list(prompts_with_pii))
     scrubbed = _generate(generate_fn, scrubbed_prompts)
     cases = []
@@ -266,4 +276,39 @@ def minimum_functionality(
         "pass_rate": passed / len(rows),
         "error": error,
         "cases": rows,
+    }
+
+
+# --- both checks for one domain ----------------------------------------------------------------
+
+
+def behaviour_checks(
+    generate_fn: GenerateFn, domain: str, fmt: PromptFormat, sandbox: SandboxConfig | None = None
+) -> dict[str, Any]:
+    """Invariance and minimum functionality on the domain's built-in prompts, answered in one batch.
+
+    The two checks ask for three small batches; greedy decoding runs to the longest answer in a
+    batch, and on CPU a step of nine rows costs little more than a step of three, so one batch
+    decodes in about a third of the steps. A batch that crashes is asked again check by check, so
+    minimum functionality reports the crash as it would alone.
+    """
+    with_pii = invariance_prompts(domain, fmt)
+    cases = FUNCTIONALITY_CASES.get(domain, _GENERIC_CASES)
+    prompts = list(
+        dict.fromkeys(
+            [*with_pii, *scrubbed_twins(with_pii, PiiScrubber(PII_TYPES)), *(c.prompt(fmt) for c in cases)]
+        )
+    )
+    try:
+        answers = dict(zip(prompts, _generate(generate_fn, prompts), strict=True))
+    except Exception:  # noqa: BLE001 - each check below meets the crash in its own way
+        answered = generate_fn
+    else:
+
+        def answered(asked: list[str]) -> list[str]:
+            return [answers[p] for p in asked]
+
+    return {
+        "invariance": invariance_check(answered, with_pii, domain=domain),
+        "minimum_functionality": minimum_functionality(answered, domain, fmt, sandbox),
     }

@@ -18,7 +18,7 @@ from typing import Any
 from aistudio import layout, tracking
 from aistudio.config import FP32, GatesConfig, MlflowConfig, PackageFile, Params
 from aistudio.errors import UserError
-from aistudio.evaluation.behavioural import invariance_check, invariance_prompts, minimum_functionality
+from aistudio.evaluation.behavioural import behaviour_checks
 from aistudio.evaluation.description import (
     TABLE_ARTIFACT,
     ModelFacts,
@@ -147,6 +147,9 @@ class _Forms:
     # Models a form has already generated with (weakly: a fine-tune is freed after its form); their
     # one-time costs are paid, so the next form on one skips the warm-up.
     warmed: list[weakref.ref[Any]] = field(default_factory=list)
+    # (variant, domain) → (mean NLL, tokens) of the variant + that domain's adapter, as variant_cost
+    # measured it: the served form's perplexity is the same pass over the same records.
+    variant_nll: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
 
     def records(self, domain: str) -> list[Mapping[str, Any]]:
         return for_domain(self.test, domain)[: self.params.evaluation.max_samples_per_domain]
@@ -158,17 +161,32 @@ class _Forms:
         return self.features.split("test", domain)[: self.params.evaluation.max_samples_per_domain]
 
     def run(
-        self, form: str, domain: str, target: Any, tokenizer: Any, family: Any, adapter: str | None
+        self,
+        form: str,
+        domain: str,
+        target: Any,
+        tokenizer: Any,
+        family: Any,
+        adapter: str | None,
+        measured_nll: tuple[float, int] | None = None,
     ) -> None:
+        """Evaluate one form on one domain; `measured_nll`: its NLL over `records(domain)`, already
+        measured by the same model."""
         cfg = self.params.evaluation
         stops = STOP_STRINGS.get(domain, ())
         generate = make_generate_fn(
             target, tokenizer, family, adapter, cfg.new_tokens(domain), stop_strings=stops
         )
         max_length = self.params.training.max_length
-        nll = make_nll_fn(
-            target, tokenizer, family, adapter, cfg.batch_size, max_length, self.encoded(domain)
-        )
+        if measured_nll is None:
+            nll = make_nll_fn(
+                target, tokenizer, family, adapter, cfg.batch_size, max_length, self.encoded(domain)
+            )
+        else:
+
+            def nll(records: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
+                return measured_nll
+
         self.results[domain][form] = evaluate_form(
             generate,
             nll,
@@ -189,13 +207,9 @@ class _Forms:
             tokens = self.params.evaluation.new_tokens(domain)
             stops = STOP_STRINGS.get(domain, ())
             generate = make_generate_fn(served, tokenizer, family, domain, tokens, stop_strings=stops)
-            fmt = prompt_format(tokenizer)
-            self.behaviour[domain] = {
-                "invariance": invariance_check(generate, invariance_prompts(domain, fmt), domain=domain),
-                "minimum_functionality": minimum_functionality(
-                    generate, domain, fmt, self.params.evaluation.sandbox
-                ),
-            }
+            self.behaviour[domain] = behaviour_checks(
+                generate, domain, prompt_format(tokenizer), self.params.evaluation.sandbox
+            )
 
     def variant_cost(self, variant: str, directory: Path) -> VariantCandidate:
         """The variant + adapters' worst perplexity increase over fp32 + adapters, per domain."""
@@ -217,7 +231,8 @@ class _Forms:
             measure = make_nll_fn(
                 served, tokenizer, family, domain, cfg.batch_size, max_length, self.encoded(domain)
             )
-            nll, _ = measure(self.records(domain))
+            self.variant_nll[variant, domain] = measure(self.records(domain))
+            nll, _ = self.variant_nll[variant, domain]
             increases[domain] = perplexity(nll) / forms["lora"].metrics[PERPLEXITY] - 1.0
         del served, model
         if not increases:
@@ -272,7 +287,8 @@ def _evaluate_forms(
     q_set = AdapterSet.load(quantized, q_family, adapters)
     for domain in domains:
         if domain in adapters:
-            forms.run("quantized_lora", domain, q_set, q_tokenizer, q_family, domain)
+            measured = forms.variant_nll[choice.variant, domain]
+            forms.run("quantized_lora", domain, q_set, q_tokenizer, q_family, domain, measured)
     forms.check_behaviour(q_set, q_tokenizer, q_family)
     return forms, choice
 

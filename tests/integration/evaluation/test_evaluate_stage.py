@@ -198,6 +198,13 @@ def test_the_gates_choose_the_served_variant_and_the_bundle_records_which_and_wh
     assert manifest.variant == expected
     assert manifest.evaluation["serving_variant"]["reason"] == choice["reason"]
     served_form = "lora" if expected == "fp32" else "quantized_lora"
+    for domain, cost in int8["per_domain"].items():  # the cost is the served form's own perplexity
+        forms = evaluation.results[domain]
+        if expected == "int8_weight_only":
+            increase = forms["quantized_lora"].metrics["perplexity"] / forms["lora"].metrics["perplexity"] - 1
+            assert increase == pytest.approx(cost, abs=1e-6), domain
+        else:
+            assert "quantized_lora" not in forms
     code = evaluation.results["code"][served_form].metrics
     assert code["pass_at_1_samples"] == 4 and 0.0 <= code["pass_at_1"] <= 1.0
 

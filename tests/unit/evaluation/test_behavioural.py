@@ -9,6 +9,7 @@ from aistudio.data.pii import PiiScrubber
 from aistudio.evaluation.behavioural import (
     FUNCTIONALITY_CASES,
     INVARIANCE_TURNS,
+    behaviour_checks,
     invariance_check,
     invariance_prompts,
     minimum_functionality,
@@ -123,3 +124,36 @@ def test_a_crashing_generate_fn_is_reported_not_raised() -> None:
 def test_an_unknown_domain_gets_generic_cases() -> None:
     report = minimum_functionality(lambda prompts: ["Happy to help."] * len(prompts), "legal")
     assert report["total"] >= 1 and report["pass_rate"] == 1.0
+
+
+@pytest.mark.parametrize("domain", ["code", "summarization", "legal"])
+def test_both_behaviour_checks_are_answered_in_one_batch_with_the_reports_given_alone(domain: str) -> None:
+    fmt = InstructionFormat()
+    batches: list[list[str]] = []
+
+    def answers(prompts: list[str]) -> list[str]:
+        batches.append(list(prompts))
+        return flips_on_placeholders(prompts)
+
+    report = behaviour_checks(answers, domain, fmt)
+    ((batch,),) = [batches]
+    assert len(batch) == len(set(batch))  # each prompt asked once
+    alone = invariance_check(flips_on_placeholders, invariance_prompts(domain, fmt), domain=domain)
+    assert report == {
+        "invariance": alone,
+        "minimum_functionality": minimum_functionality(flips_on_placeholders, domain, fmt),
+    }
+
+
+def test_a_batch_too_large_to_answer_is_asked_again_check_by_check() -> None:
+    fmt = InstructionFormat()
+
+    def small_batches_only(prompts: list[str]) -> list[str]:
+        if len(prompts) > 3:
+            raise RuntimeError("out of memory")
+        return echo_words(prompts)
+
+    report = behaviour_checks(small_batches_only, "code", fmt)
+    alone = invariance_check(echo_words, invariance_prompts("code", fmt), domain="code")
+    assert report["invariance"] == alone
+    assert report["minimum_functionality"]["error"] is None

@@ -293,12 +293,10 @@ def behaviour_checks(
     minimum functionality reports the crash as it would alone.
     """
     with_pii = invariance_prompts(domain, fmt)
+    scrubber = PiiScrubber(PII_TYPES)
     cases = FUNCTIONALITY_CASES.get(domain, _GENERIC_CASES)
-    prompts = list(
-        dict.fromkeys(
-            [*with_pii, *scrubbed_twins(with_pii, PiiScrubber(PII_TYPES)), *(c.prompt(fmt) for c in cases)]
-        )
-    )
+    asked = [*with_pii, *scrubbed_twins(with_pii, scrubber), *(c.prompt(fmt) for c in cases)]
+    prompts = list(dict.fromkeys(asked))
     try:
         answers = dict(zip(prompts, _generate(generate_fn, prompts), strict=True))
     except Exception:  # noqa: BLE001 - each check below meets the crash in its own way
@@ -309,6 +307,6 @@ def behaviour_checks(
             return [answers[p] for p in asked]
 
     return {
-        "invariance": invariance_check(answered, with_pii, domain=domain),
+        "invariance": invariance_check(answered, with_pii, domain=domain, scrubber=scrubber),
         "minimum_functionality": minimum_functionality(answered, domain, fmt, sandbox),
     }

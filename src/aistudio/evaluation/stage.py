@@ -231,8 +231,8 @@ class _Forms:
             measure = make_nll_fn(
                 served, tokenizer, family, domain, cfg.batch_size, max_length, self.encoded(domain)
             )
-            self.variant_nll[variant, domain] = measure(self.records(domain))
-            nll, _ = self.variant_nll[variant, domain]
+            nll, tokens = measure(self.records(domain))
+            self.variant_nll[variant, domain] = (nll, tokens)
             increases[domain] = perplexity(nll) / forms["lora"].metrics[PERPLEXITY] - 1.0
         del served, model
         if not increases:

@@ -136,7 +136,7 @@ def test_both_behaviour_checks_are_answered_in_one_batch_with_the_reports_given_
         return flips_on_placeholders(prompts)
 
     report = behaviour_checks(answers, domain, fmt)
-    ((batch,),) = [batches]
+    (batch,) = batches  # one call
     assert len(batch) == len(set(batch))  # each prompt asked once
     alone = invariance_check(flips_on_placeholders, invariance_prompts(domain, fmt), domain=domain)
     assert report == {

@@ -147,7 +147,8 @@ class FeedbackSettings(Strict):
     # PII-scrubbed before they reach the disk.
     record: bool = False
     # JSONL segments, one set per process; in the cluster a PVC every replica mounts (ReadWriteMany),
-    # which also holds the replay guard's claims. An S3 prefix is not supported yet.
+    # which also holds the replay guard's claims (k8s/components/feedback). An S3 prefix is not
+    # supported yet.
     directory: Path = FEEDBACK_STORE_DIR
     max_segment_bytes: int = Field(16 << 20, ge=1024)
     max_segment_records: int = Field(10_000, ge=1)

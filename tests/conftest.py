@@ -34,6 +34,9 @@ _LEFT_BEHIND = frozenset(
         "mlruns",
         "mlartifacts",
         "mlflow.db",
+        # The user's local mirror of their registry's audit trail: a copy has its own registry,
+        # and a mirror that disagrees with it is refused as a rewritten log.
+        layout.AUDIT_MIRROR.parent.as_posix(),
         "dvc.lock",
         "dvc_plots",
         "bench",

@@ -326,6 +326,13 @@ def _serving(repo: Path, bundle: Path, store: Path, log_path: Path) -> Iterator[
         log.close()
 
 
+def _script(repo: Path, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """One of the project's CLI scripts, run in `repo` as a user would."""
+    return subprocess.run(
+        [sys.executable, script, *args], cwd=repo, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
 def _ready(url: str) -> bool:
     try:
         return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
@@ -364,13 +371,7 @@ def test_served_feedback_retrains_into_a_new_version_whose_lineage_is_the_feedba
             timeout=30,
         )
         assert verdict.status_code == 200, verdict.text
-        collected = subprocess.run(
-            [sys.executable, "scripts/collect_feedback.py", "--store", str(store)],
-            cwd=pipeline,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        collected = _script(pipeline, "scripts/collect_feedback.py", "--store", str(store))
         assert collected.returncode == 0, collected.stderr[-2000:]
         # What monitor_models.py --retrain does on new feedback: commit it, audit, `dvc repro`.
         env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "AISTUDIO_PIPELINE_ID": "e2e-retrain"}
@@ -415,13 +416,7 @@ def test_served_feedback_retrains_into_a_new_version_whose_lineage_is_the_feedba
         version = client.get_model_version(registration["registered_model"], str(registration["version"]))
         assert version.tags["aistudio.git_commit"] == data_version
 
-    audit = subprocess.run(
-        [sys.executable, "scripts/registry.py", "audit", "--json"],
-        cwd=pipeline,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    audit = _script(pipeline, "scripts/registry.py", "audit", "--json")
     assert audit.returncode == 0, audit.stderr[-2000:]
     entries = [json.loads(line) for line in audit.stdout.splitlines()]
     # run_retrain audits the trigger before the repro and how it ended after it.
@@ -434,11 +429,5 @@ def test_served_feedback_retrains_into_a_new_version_whose_lineage_is_the_feedba
     assert {(e["model"], e["version"]) for e in registered} == {
         (gate[m]["registration"]["registered_model"], gate[m]["registration"]["version"]) for m in MODELS
     }
-    verified = subprocess.run(
-        [sys.executable, "scripts/registry.py", "audit", "verify"],
-        cwd=pipeline,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    verified = _script(pipeline, "scripts/registry.py", "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -444,6 +444,7 @@ class LoraConfig(Strict):
     target_modules: list[str] | Literal["family", "all-linear"] = "family"
     qlora: bool = False
     training: TrainingOverrides = TrainingOverrides()
+    domains: dict[str, TrainingOverrides] = Field(default_factory=dict)
 
 
 # --- quantization, evaluation, registry ------------------------------------------------------------
@@ -564,6 +565,7 @@ class Params(Strict):
         evaluation = self.evaluation
         per_domain = {
             "finetune.domains": self.finetune.domains,
+            "lora.domains": self.lora.domains,
             "evaluation.domain_max_new_tokens": evaluation.domain_max_new_tokens,
             "evaluation.gates.min_primary_gain": evaluation.gates.min_primary_gain,
             "evaluation.plumbing_gates.min_primary_gain": evaluation.plumbing_gates.min_primary_gain,
@@ -607,10 +609,11 @@ class Params(Strict):
             self.training, entry.training, self.finetune.defaults, entry.finetune, per_domain
         )
 
-    def lora_training(self, model: str) -> TrainingConfig:
-        """training <- models.<m>.training <- lora.training <- models.<m>.lora"""
+    def lora_training(self, model: str, domain: str | None = None) -> TrainingConfig:
+        """training <- models.<m>.training <- lora.training <- models.<m>.lora <- lora.domains.<d>"""
         entry = self.models[model]
-        return merge_training(self.training, entry.training, self.lora.training, entry.lora)
+        per_domain = self.lora.domains.get(domain, TrainingOverrides()) if domain else TrainingOverrides()
+        return merge_training(self.training, entry.training, self.lora.training, entry.lora, per_domain)
 
 
 # --- configs/training_config.yaml ---------------------------------------------------------------

@@ -21,8 +21,9 @@ from aistudio.config import Params, TrainingRecipes, format_validation_error, re
 from aistudio.errors import UserError
 
 RECIPES_FILE = layout.TRAINING_CONFIG_FILE
-# Replaced whole, not merged: a recipe's models are the run's model set.
-REPLACED_SECTIONS = frozenset({"models"})
+# Replaced whole, not merged: a recipe's models are the run's model set, and its per-domain
+# overrides are its own (`domains: {}` drops the CPU default's, which were sized for 2 cores).
+REPLACED_SECTIONS = frozenset({("models",), ("finetune", "domains"), ("lora", "domains")})
 
 
 def load_recipes(path: Path = RECIPES_FILE) -> TrainingRecipes:
@@ -37,12 +38,14 @@ def load_recipes(path: Path = RECIPES_FILE) -> TrainingRecipes:
     return recipes
 
 
-def _merge(base: Mapping[str, Any], override: Mapping[str, Any], top: bool) -> dict[str, Any]:
+def _merge(
+    base: Mapping[str, Any], override: Mapping[str, Any], path: tuple[str, ...] = ()
+) -> dict[str, Any]:
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
         nested = isinstance(value, Mapping) and isinstance(merged.get(key), Mapping)
-        if nested and not (top and key in REPLACED_SECTIONS):
-            merged[key] = _merge(merged[key], value, top=False)
+        if nested and (*path, key) not in REPLACED_SECTIONS:
+            merged[key] = _merge(merged[key], value, (*path, key))
         else:
             merged[key] = copy.deepcopy(value)
     return merged
@@ -53,7 +56,7 @@ def merged_params(params_data: Mapping[str, Any], recipes: TrainingRecipes, name
     recipe = recipes.recipes.get(name)
     if recipe is None:
         raise UserError(f"{source}: no recipe '{name}'; known recipes: {', '.join(sorted(recipes.recipes))}")
-    merged = _merge(params_data, recipe.params, top=True)
+    merged = _merge(params_data, recipe.params)
     try:
         Params.model_validate(merged)
     except ValidationError as exc:

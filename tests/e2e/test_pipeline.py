@@ -89,6 +89,7 @@ def _minimal_params(repo: Path) -> None:
     )
     params["finetune"]["defaults"].update({"max_steps": 2, "batch_size": 2, "eval_steps": 2})
     params["lora"]["training"].update({"max_steps": 2, "batch_size": 2, "eval_steps": 2, "save_steps": 2})
+    params["lora"]["domains"] = {}  # the default code adapter's longer run is for the real model
     params["quantization"].update({"latency_prompts": 2, "max_new_tokens": 4, "perplexity_samples": 4})
     params["evaluation"].update(
         {"max_samples_per_domain": 2, "max_new_tokens": 4, "domain_max_new_tokens": {}, "batch_size": 2}

@@ -158,3 +158,23 @@ def test_per_model_stage_overrides_come_after_the_shared_stage_section(params_di
     assert (code.learning_rate, code.max_steps) == (0.002, 3)  # the domain still has the last word
     assert params.lora_training("t5_small").learning_rate == 0.004
     assert params.lora_training("smollm2").learning_rate == params_dict["lora"]["training"]["learning_rate"]
+
+
+def test_a_lora_domain_override_has_the_last_word_for_that_domain_only(params_dict: dict) -> None:
+    from aistudio.config import Params
+
+    params_dict["models"]["t5_small"]["lora"] = {"learning_rate": 0.004, "max_steps": 9}
+    params_dict["lora"]["domains"] = {"code": {"max_steps": 5}}
+    params = Params.model_validate(params_dict)
+    code, creative = params.lora_training("t5_small", "code"), params.lora_training("t5_small", "creative")
+    assert (code.learning_rate, code.max_steps) == (0.004, 5)
+    assert (creative.learning_rate, creative.max_steps) == (0.004, 9)
+    assert params.lora_training("t5_small").max_steps == 9
+
+
+def test_a_lora_domain_override_for_an_unknown_domain_is_refused(params_dict: dict) -> None:
+    from aistudio.config import Params
+
+    params_dict["lora"]["domains"] = {"legal": {"max_steps": 5}}
+    with pytest.raises(ValueError, match=r"lora\.domains\.legal is not one of data\.domains"):
+        Params.model_validate(params_dict)

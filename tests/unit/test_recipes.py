@@ -49,6 +49,18 @@ def test_the_gpu_recipe_replaces_the_model_set_and_merges_the_rest(workdir: Path
     assert merged.data.domains == original["data"]["domains"]
 
 
+@pytest.mark.parametrize("name", ["gpu", "gpu-qlora", "smollm2-gpu"])
+def test_a_recipe_s_adapter_budget_reaches_every_domain_not_the_cpu_default_s_code_override(
+    workdir: Path, name: str
+) -> None:
+    original = read_yaml(Path("params.yaml"))
+    assert original["lora"]["domains"], "params.yaml has per-domain LoRA overrides for a recipe to drop"
+    merged = Params.model_validate(merged_params(original, load_recipes(RECIPES), name, str(RECIPES)))
+    model = next(iter(merged.models))
+    steps = {d: merged.lora_training(model, d).max_steps for d in merged.data.domains}
+    assert set(steps.values()) == {merged.lora_training(model).max_steps}, steps
+
+
 def test_a_recipe_value_the_schema_refuses_names_the_file_and_the_recipe_key(workdir: Path) -> None:
     recipes = load_recipes(
         _write_recipes(workdir, {"bad": {"description": "x", "params": {"lora": {"r": 0}}}})

@@ -390,11 +390,11 @@ def train_lora_adapters(
     lora = params.lora
     if lora.qlora:
         qlora_load_kwargs()  # fails before any training when 4-bit is unavailable here
-    cfg: TrainingConfig = params.lora_training(model_name)
-    features = base_features(model_name, cfg, processed_dir)
     base = layout.base_dir(model_name)
     results: dict[str, Any] = {}
     for domain in params.data.domains:
+        cfg: TrainingConfig = params.lora_training(model_name, domain)
+        features = base_features(model_name, cfg, processed_dir)
         train, validation = features.split("train", domain), features.split("validation", domain)
         if not train or not validation:
             if not params.finetune.skip_empty_domains:
@@ -434,7 +434,7 @@ def train_lora_adapters(
                 layout.checkpoint_dir("lora", model_name, domain),
                 fingerprint,
                 params.seed,
-                "lora.training",
+                f"lora.domains.{domain}" if domain in lora.domains else "lora.training",
                 features=EncodedSplits(train, validation),
             )
             result = run_training(job, log_to_mlflow=mlflow_cfg is not None)

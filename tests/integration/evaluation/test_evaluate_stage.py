@@ -89,6 +89,7 @@ def _write_workspace(root: Path) -> None:
     params["lora"]["training"].update(
         {"max_steps": 8, "eval_steps": 4, "save_steps": 4, "learning_rate": 0.01}
     )
+    params["lora"]["domains"] = {}  # the default code adapter's longer run is for the real model
     params["quantization"].update(
         {"variants": ["int8_weight_only"], "latency_prompts": 1, "max_new_tokens": 2, "perplexity_samples": 8}
     )

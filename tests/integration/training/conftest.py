@@ -71,6 +71,7 @@ def write_workspace(root: Path, repo_root: Path, overrides: dict | None = None) 
     )
     params["finetune"]["defaults"].update({"max_steps": 4, "eval_steps": 2, "save_steps": 2})
     params["lora"]["training"].update({"max_steps": 4, "eval_steps": 2, "save_steps": 2})
+    params["lora"]["domains"] = {}  # the default code adapter's longer run is for the real model
     params["tokenizer"]["vocab_size"] = 512
     for key, value in (overrides or {}).items():
         section, _, leaf = key.rpartition(".")

@@ -40,8 +40,8 @@ def _training_sections(params: Params) -> dict[str, TrainingConfig]:
     sections = {}
     for model in params.models:
         sections[f"models.{model}"] = params.base_training(model)
-        sections[f"lora.training ({model})"] = params.lora_training(model)
         for domain in params.data.domains:
+            sections[f"lora.domains.{domain} ({model})"] = params.lora_training(model, domain)
             sections[f"finetune.domains.{domain} ({model})"] = params.finetune_training(model, domain)
     return sections
 

@@ -18,7 +18,7 @@ from typing import Any
 from aistudio import layout, tracking
 from aistudio.config import MlflowConfig, Params, TrainingConfig
 from aistudio.errors import UserError
-from aistudio.features.store import FeatureStore, feature_spec, open_features
+from aistudio.features.store import FeatureSpec, FeatureStore, feature_spec, open_features
 from aistudio.io import read_jsonl, write_json
 from aistudio.layout import split_path
 from aistudio.modeling.family import family_for
@@ -392,9 +392,15 @@ def train_lora_adapters(
         qlora_load_kwargs()  # fails before any training when 4-bit is unavailable here
     base = layout.base_dir(model_name)
     results: dict[str, Any] = {}
+    # Opened once per encoding: a domain's override rarely changes max_length or masking, and
+    # opening re-hashes the processed splits.
+    stores: dict[FeatureSpec, FeatureStore] = {}
     for domain in params.data.domains:
         cfg: TrainingConfig = params.lora_training(model_name, domain)
-        features = base_features(model_name, cfg, processed_dir)
+        spec = feature_spec(model_name, cfg)
+        if spec not in stores:
+            stores[spec] = base_features(model_name, cfg, processed_dir)
+        features = stores[spec]
         train, validation = features.split("train", domain), features.split("validation", domain)
         if not train or not validation:
             if not params.finetune.skip_empty_domains:

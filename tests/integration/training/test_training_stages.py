@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from transformers import AutoTokenizer
 
 from aistudio import layout
@@ -24,6 +25,9 @@ PROCESSED = Path("data/processed")
 
 @pytest.mark.parametrize("model", ["phi2", "codet5p"])
 def test_base_finetune_and_lora_train_save_and_reload(workspace: Path, model: str) -> None:
+    written = yaml.safe_load(Path("params.yaml").read_text())
+    written["lora"]["domains"] = {"code": {"max_steps": 2, "eval_steps": 2, "save_steps": 2}}
+    Path("params.yaml").write_text(yaml.safe_dump(written, sort_keys=False))
     params = load_params("params.yaml")
     mlflow_cfg = load_mlflow_config("mlflow.yaml")
 
@@ -43,7 +47,11 @@ def test_base_finetune_and_lora_train_save_and_reload(workspace: Path, model: st
 
     adapters = train_lora_adapters(params, model, PROCESSED, mlflow_cfg)
     assert set(adapters) == set(params.data.domains)
-    assert all(a["share"] < 0.25 and a["global_step"] == 4 for a in adapters.values())
+    assert all(a["share"] < 0.25 for a in adapters.values())
+    # lora.domains.code has the last word for code alone.
+    assert {d: a["global_step"] for d, a in adapters.items()} == {
+        d: 2 if d == "code" else 4 for d in params.data.domains
+    }
     for domain in params.data.domains:
         assert sorted(p.name for p in layout.lora_dir(model, domain).iterdir()) == [
             "adapter_config.json",

@@ -38,9 +38,15 @@ def _records(n: int, seed: int) -> list[dict]:
     return rows
 
 
-def _job(checkpoints: Path, **training) -> TrainJob:
+def _contradicting(records: list[dict]) -> list[dict]:
+    """The same prompts answered otherwise: the better a fit learns train answers, the worse these score."""
+    return [{**r, "output": "Sorry, that sum is not mine to work out today."} for r in records]
+
+
+def _job(checkpoints: Path, validation: list[dict] | None = None, **training) -> TrainJob:
     family = family_for("causal")
-    train, validation = _records(64, 0), _records(16, 1)
+    train = _records(64, 0)
+    validation = _records(16, 1) if validation is None else validation
     texts = [f"{r['instruction']} {r['output']}" for r in train]
     tokenizer = train_bpe_tokenizer(texts, 400, 1, family.special_tokens)
     base = family.build_tiny(TinyArchitecture(), tokenizer, seed=0)
@@ -79,8 +85,12 @@ def _adapter_weights(directory: Path) -> dict[str, torch.Tensor]:
 
 
 def test_early_stopping_saves_the_best_adapter_not_the_last(tmp_path: Path, single_torch_thread) -> None:
-    # A learning rate far too high: eval loss rises after the first evaluations, so best != last.
-    job = _job(tmp_path / "checkpoints", max_steps=40, learning_rate=1.0, early_stopping_patience=2)
+    # Validation answers contradict the train answers, so eval loss rises once the fit learns them
+    # and best != last. (A learning rate far too high did this on one CPU and not on another.)
+    validation = _contradicting(_records(16, 1))
+    job = _job(
+        tmp_path / "checkpoints", validation, max_steps=40, learning_rate=1.0, early_stopping_patience=2
+    )
     result = run_training(job, log_to_mlflow=False)
     checkpoints = sorted(job.checkpoint_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     state = json.loads((checkpoints[-1] / "trainer_state.json").read_text())

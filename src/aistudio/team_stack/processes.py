@@ -32,7 +32,39 @@ def port_open(port: int, host: str = HOST, timeout_s: float = 0.5) -> bool:
 
 def require_free(port: int, what: str, host: str = HOST) -> None:
     if port_open(port, host):
-        raise UserError(f"{what}: port {host}:{port} is already in use; stop what listens there first")
+        holders = ", ".join(f"pid {pid} ({command})" for pid, command in listeners(port)) or "unknown"
+        raise UserError(f"{what}: port {host}:{port} is already in use (listening: {holders}); stop it first")
+
+
+_TCP_LISTEN = "0A"
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == _TCP_LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def listeners(port: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes holding a listening socket on `port` (those we may see)."""
+    sockets = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    found = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) in sockets for fd in fd_dir.iterdir()):
+                command = (fd_dir.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+                found.append((int(fd_dir.parent.name), command.decode(errors="replace").strip()[:120]))
+        except OSError:
+            continue
+    return sorted(found)
 
 
 def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:

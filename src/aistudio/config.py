@@ -493,6 +493,11 @@ class GatesConfig(Strict):
     # (metrics.PRIMARY_METRICS: pass@1 and ROUGE-L in absolute points, perplexity as a relative
     # reduction); a domain left out must at least match the base (margin 0).
     min_primary_gain: dict[str, float] = Field(default_factory=dict)
+    # Where the primary metric is scored per sample (pass@1), a gain below the margin holds the
+    # candidate only when the shortfall is beyond sampling noise: the one-sided upper confidence
+    # bound of the paired gain (served vs base on the same samples) is below the margin too.
+    # 0.5 = the point estimate alone.
+    primary_gain_confidence: float = Field(0.95, ge=0.5, lt=1.0)
     # served perplexity / base perplexity - 1, per domain; 0 = must not exceed the base's
     max_perplexity_vs_base: float = Field(0.0, ge=0)
     # chosen variant + LoRA vs fp32 + LoRA, worst domain; also what the variant choice applies

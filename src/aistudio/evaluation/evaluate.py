@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerBase
 from aistudio.config import EvaluationConfig
 from aistudio.errors import UserError
 from aistudio.evaluation.behavioural import SHOWN_CHARS, GenerateFn
-from aistudio.evaluation.metrics import PERPLEXITY, domain_metrics, latency_summary
+from aistudio.evaluation.metrics import PASS_AT_1, PERPLEXITY, domain_metrics, latency_summary, sample_scores
 from aistudio.evaluation.perplexity import encoded_nll, is_encoder_decoder, mean_nll, perplexity
 from aistudio.evaluation.results import FORMS, FormResult
 from aistudio.evaluation.sandbox import has_tests, pass_at_1
@@ -110,10 +110,12 @@ def evaluate_form(
         **domain_metrics(domain, predictions, references),
     }
     outcomes: list[str | None] = [None] * len(records)
+    scores = sample_scores(domain, predictions, references)
     if any(has_tests(r) for r in records):
         executed, results = pass_at_1(predictions, records, cfg.sandbox)
         metrics.update(executed)
         outcomes = [r.outcome if r else None for r in results]
+        scores[PASS_AT_1] = [float(r.passed) for r in results if r is not None]
     shown = [
         {"prompt": p[-SHOWN_CHARS:], "reference": r[:SHOWN_CHARS], "prediction": o[:SHOWN_CHARS]}
         | ({"tests": outcome} if outcome else {})
@@ -121,7 +123,7 @@ def evaluate_form(
             :n_examples
         ]
     ]
-    return FormResult(form, domain, len(records), metrics, shown)
+    return FormResult(form, domain, len(records), metrics, shown, scores)
 
 
 # --- generation that counts its tokens -------------------------------------------------------------

@@ -6,6 +6,7 @@ A *summary* (of the candidate, or of the champion as the registry stored it) is
      "base":      {"<domain>": {"perplexity", <the domain's primary metric>}},
      "behaviour": {"<domain>": {"invariance_share", "functionality_pass_rate"}},
      "samples":   {"<domain>": <test records the served form was measured on>},
+     "paired":    {"<domain>": {"n", "gain_se"}},   # primary metric scored per sample (pass@1)
      "quantized_perplexity_increase": <served variant + LoRA vs fp32 + LoRA, worst domain>}
 
 where "domains" holds the metrics of the *served* form and "base" those of the bare base model
@@ -26,7 +27,10 @@ where "domains" holds the metrics of the *served* form and "base" those of the b
 | max_regression_vs_champion        | see below                                           | champion's    |
 
 The primary metric and what its gain means are metrics.PRIMARY_METRICS (pass@1 and ROUGE-L
-gain in absolute points, perplexity as a relative reduction).
+gain in absolute points, perplexity as a relative reduction). Where the primary metric is scored
+per sample and both forms ran on the same samples, "paired" holds the standard error of the
+mean paired difference, and a gain below the margin fails only when its one-sided upper bound at
+`primary_gain_confidence` is below the margin as well: 16 code tasks cannot tell 0/16 from 1/16.
 
 `max_regression_vs_champion` (X) compares with the champion, and passes with reason "no champion"
 when there is none:
@@ -42,6 +46,7 @@ with "metric 'rougeL' missing for summarization". A NaN value fails.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -55,7 +60,7 @@ from aistudio.evaluation.metrics import (
     ROUGE_L,
     primary_metric,
 )
-from aistudio.evaluation.results import FormResult, form_metrics
+from aistudio.evaluation.results import FormResult, form_metrics, form_scores
 
 QUANTIZED_PERPLEXITY_INCREASE = "quantized_perplexity_increase"
 INVARIANCE_SHARE = "invariance_share"
@@ -127,6 +132,14 @@ def _floats(metrics: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, flo
     return {m: float(metrics[m]) for m in names if m in metrics}
 
 
+def paired_gain_se(served: list[float], base: list[float]) -> float | None:
+    """Standard error of the mean of served - base over paired samples; None when they do not pair."""
+    if len(served) != len(base) or len(served) < 2:
+        return None
+    differences = [s - b for s, b in zip(served, base, strict=True)]
+    return statistics.stdev(differences) / math.sqrt(len(differences))
+
+
 def gate_summary(
     by_domain: Mapping[str, Mapping[str, FormResult | Mapping[str, Any]]],
     serving: str,
@@ -142,6 +155,7 @@ def gate_summary(
     domains: dict[str, dict[str, float]] = {}
     base: dict[str, dict[str, float]] = {}
     samples: dict[str, int] = {}
+    paired: dict[str, dict[str, float]] = {}
     increases: list[float] = []
     for domain, forms in by_domain.items():
         served = form_metrics(forms[serving]) if serving in forms else {}
@@ -150,12 +164,20 @@ def gate_summary(
             result = forms[serving]
             samples[domain] = result.n_samples if isinstance(result, FormResult) else result["n_samples"]
         if "base" in forms:
-            base[domain] = _floats(form_metrics(forms["base"]), (PERPLEXITY, primary_metric(domain).name))
+            primary = primary_metric(domain).name
+            base[domain] = _floats(form_metrics(forms["base"]), (PERPLEXITY, primary))
+            if serving in forms:
+                served_scores = form_scores(forms[serving], primary)
+                se = paired_gain_se(served_scores, form_scores(forms["base"], primary))
+                if se is not None:
+                    paired[domain] = {"n": len(served_scores), "gain_se": se}
         if serving == reference:
             increases.append(0.0)
         elif PERPLEXITY in served and reference in forms and PERPLEXITY in form_metrics(forms[reference]):
             increases.append(served[PERPLEXITY] / form_metrics(forms[reference])[PERPLEXITY] - 1.0)
     summary: dict[str, Any] = {"domains": domains, "base": base, "samples": samples}
+    if paired:
+        summary["paired"] = paired
     if behaviour is not None:
         summary["behaviour"] = {
             domain: {
@@ -262,7 +284,9 @@ def _threshold_results(gate: ThresholdGate, threshold: float, candidate: Summary
     return [_compare(gate, _number(values.get(gate.scope), gate.metric), threshold, gate.scope)]
 
 
-def _versus_base(name: str, domain: str, metric: str, threshold: float, candidate: Summary) -> GateResult:
+def _versus_base(
+    name: str, domain: str, metric: str, threshold: float, candidate: Summary, confidence: float = 0.5
+) -> GateResult:
     """One domain's served metric against the base's: a gain (min_primary_gain) or a rise (perplexity)."""
 
     def result(passed: bool, value: float | None, reason: str) -> GateResult:
@@ -282,9 +306,19 @@ def _versus_base(name: str, domain: str, metric: str, threshold: float, candidat
         return result(passed, rise, f"{compared}: {rise:+.2%} {'<=' if passed else '>'} +{threshold:.2%}")
     primary = primary_metric(domain)
     gain = primary.gain(ours, base)
-    passed = gain >= threshold - MARGIN_TOLERANCE
-    op = ">=" if passed else "<"
-    return result(passed, gain, f"{compared}: gain {gain:+.4g} {op} {threshold:g} ({primary.unit})")
+    met = gain >= threshold - MARGIN_TOLERANCE
+    reason = f"{compared}: gain {gain:+.4g} {'>=' if met else '<'} {threshold:g} ({primary.unit})"
+    paired = _section(candidate, "paired").get(domain)
+    se = _number(paired, "gain_se")
+    if met or not se:
+        return result(met, gain, reason)
+    upper = gain + statistics.NormalDist().inv_cdf(confidence) * se
+    within = upper >= threshold - MARGIN_TOLERANCE
+    bound = (
+        f"its {confidence:.0%} upper bound {upper:+.4g} over {_number(paired, 'n') or 0:.0f} paired samples"
+    )
+    noise = "within sampling noise" if within else "beyond sampling noise"
+    return result(within, gain, f"{reason}, {noise}: {bound} {'>=' if within else '<'} {threshold:g}")
 
 
 def _base_results(gates: GatesConfig, candidate: Summary) -> list[GateResult]:
@@ -294,7 +328,12 @@ def _base_results(gates: GatesConfig, candidate: Summary) -> list[GateResult]:
         return [GateResult(name, False, None, 0.0, reason) for name in BASE_GATES]
     results = [
         _versus_base(
-            "min_primary_gain", d, primary_metric(d).name, gates.min_primary_gain.get(d, 0.0), candidate
+            "min_primary_gain",
+            d,
+            primary_metric(d).name,
+            gates.min_primary_gain.get(d, 0.0),
+            candidate,
+            gates.primary_gain_confidence,
         )
         for d in domains
     ]

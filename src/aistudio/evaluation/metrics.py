@@ -14,6 +14,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from rouge_score import rouge_scorer
@@ -51,9 +52,13 @@ def _mean(values: Sequence[float]) -> float:
 
 def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """Mean ROUGE-1/2/L F-measure (Porter stemming on), as `rouge_score` computes them."""
-    _check_pairs(predictions, references)
-    scores = [_SCORER.score(ref, pred) for pred, ref in zip(predictions, references, strict=True)]
+    scores = _rouge_pairs(predictions, references)
     return {kind: _mean([s[kind].fmeasure for s in scores]) for kind in _ROUGE_TYPES}
+
+
+def _rouge_pairs(predictions: Sequence[str], references: Sequence[str]) -> list[dict[str, Any]]:
+    _check_pairs(predictions, references)
+    return [_SCORER.score(ref, pred) for pred, ref in zip(predictions, references, strict=True)]
 
 
 def _normalise_whitespace(text: str) -> str:
@@ -248,6 +253,17 @@ def domain_metrics(domain: str, predictions: Sequence[str], references: Sequence
     """The task metrics of `domain`; a domain not in DOMAIN_METRICS is scored as open-ended text."""
     _check_pairs(predictions, references)
     return DOMAIN_METRICS.get(domain, _open_ended)(predictions, references)
+
+
+def sample_scores(
+    domain: str, predictions: Sequence[str], references: Sequence[str]
+) -> dict[str, list[float]]:
+    """Each sample's score of the domain's primary metric where that metric is a mean over samples
+    (ROUGE-L): two forms scored on the same references pair up (gates.py). pass@1's come from the
+    sandbox; perplexity is one ratio over all tokens, not a mean of per-sample scores."""
+    if primary_metric(domain).name != ROUGE_L:
+        return {}
+    return {ROUGE_L: [s[ROUGE_L].fmeasure for s in _rouge_pairs(predictions, references)]}
 
 
 # --- the one metric per domain that decides ---------------------------------------------------------

@@ -13,13 +13,18 @@ FORMS: tuple[str, ...] = ("base", "domain", "lora", "quantized_lora")
 
 @dataclass(frozen=True)
 class FormResult:
-    """Metrics of one form on one domain; `examples` are a few (prompt, reference, prediction) rows."""
+    """Metrics of one form on one domain; `examples` are a few (prompt, reference, prediction) rows.
+
+    `scores` holds, for a metric scored per sample (pass@1), each sample's score in record order:
+    two forms measured on the same records pair up sample by sample (the gates' noise allowance).
+    """
 
     form: str
     domain: str
     n_samples: int
     metrics: dict[str, float]
     examples: list[dict[str, str]] = field(default_factory=list)
+    scores: dict[str, list[float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -32,3 +37,9 @@ class FormResult:
 def form_metrics(result: FormResult | Mapping[str, Any]) -> Mapping[str, float]:
     """The metrics of a FormResult or of its JSON form (as read back from a metrics file)."""
     return result.metrics if isinstance(result, FormResult) else result["metrics"]
+
+
+def form_scores(result: FormResult | Mapping[str, Any], metric: str) -> list[float]:
+    """Per-sample scores of `metric` (empty when the metric is not scored per sample)."""
+    scores = result.scores if isinstance(result, FormResult) else result.get("scores") or {}
+    return list(scores.get(metric, []))

@@ -341,3 +341,61 @@ def test_gate_checks_do_not_modify_their_inputs() -> None:
     before = copy.deepcopy((candidate, champion))
     check_gates(candidate, GATES, champion)
     assert (candidate, champion) == before
+
+
+def _code_forms(base_passes: int, served_passes: int, n: int = 16) -> dict[str, dict[str, FormResult]]:
+    """Code results of the base and the served form on the same n tasks, each passing its first k."""
+
+    def form(name: str, passes: int) -> FormResult:
+        scores = [1.0] * passes + [0.0] * (n - passes)
+        metrics = {"perplexity": 10.0, "pass_at_1": passes / n, "parse_rate": 1.0, "p95_s": 0.1}
+        return FormResult(name, "code", n, metrics, scores={"pass_at_1": scores})
+
+    return {"code": {"base": form("base", base_passes), "lora": form("lora", served_passes)}}
+
+
+def _code_gate(forms: dict[str, dict[str, FormResult]], **gates: Any) -> Any:
+    config = GatesConfig(**{"min_primary_gain": {"code": 0.0}, **gates})
+    report = check_gates(gate_summary(forms, serving="lora"), config, None)
+    return next(r for r in report.results if r.name == "min_primary_gain")
+
+
+def test_summary_pairs_per_sample_scores_of_the_served_form_and_the_base() -> None:
+    built = gate_summary(_code_forms(base_passes=1, served_passes=0), serving="lora")
+    # differences: one -1 and fifteen 0 → sample sd 0.25, standard error 0.25 / 4
+    assert built["paired"] == {"code": {"n": 16, "gain_se": pytest.approx(0.0625)}}
+
+
+def test_a_pass_at_1_shortfall_of_one_task_in_16_is_within_sampling_noise_and_passes() -> None:
+    gate = _code_gate(_code_forms(base_passes=1, served_passes=0))
+    assert gate.passed and gate.value == pytest.approx(-0.0625)
+    assert (
+        "gain -0.0625 < 0 (absolute points), within sampling noise: its 95% upper bound +0.04" in gate.reason
+    )
+    assert gate.reason.endswith("over 16 paired samples >= 0")
+
+
+def test_a_pass_at_1_shortfall_beyond_sampling_noise_holds_the_candidate() -> None:
+    gate = _code_gate(_code_forms(base_passes=3, served_passes=0))
+    assert not gate.passed
+    assert "beyond sampling noise: its 95% upper bound -0.02" in gate.reason
+
+
+def test_confidence_one_half_judges_the_point_estimate_alone() -> None:
+    gate = _code_gate(_code_forms(base_passes=1, served_passes=0), primary_gain_confidence=0.5)
+    assert not gate.passed
+
+
+def test_a_metric_that_never_moved_cannot_meet_a_positive_margin_by_noise() -> None:
+    gate = _code_gate(_code_forms(base_passes=0, served_passes=0), min_primary_gain={"code": 0.1})
+    assert not gate.passed
+    assert gate.reason == "pass_at_1 0 vs base 0 for code: gain +0 < 0.1 (absolute points)"
+
+
+def test_forms_measured_on_different_samples_are_not_paired() -> None:
+    forms = _code_forms(base_passes=1, served_passes=0)
+    forms["code"]["base"] = FormResult(
+        "base", "code", 8, dict(forms["code"]["base"].metrics), scores={"pass_at_1": [1.0] + [0.0] * 7}
+    )
+    assert "paired" not in gate_summary(forms, serving="lora")
+    assert not _code_gate(forms).passed

@@ -16,6 +16,7 @@ from aistudio.evaluation.metrics import (
     primary_metric,
     repetition_rate,
     rouge_scores,
+    sample_scores,
     token_f1,
     token_overlap_f1,
 )
@@ -145,3 +146,14 @@ def test_length_ratio_is_prediction_words_over_reference_words() -> None:
 )
 def test_primary_metric_gain_per_domain(domain: str, value: float, base: float, gain: float) -> None:
     assert primary_metric(domain).gain(value, base) == pytest.approx(gain)
+
+
+def test_summaries_are_scored_per_sample_and_their_mean_is_the_rouge_l() -> None:
+    predictions, references = ["the cats", "alpha beta"], ["the cat", "gamma delta"]
+    per_sample = sample_scores("summarization", predictions, references)
+    assert per_sample == {"rougeL": [pytest.approx(1.0), 0.0]}
+    assert sum(per_sample["rougeL"]) / 2 == pytest.approx(rouge_scores(predictions, references)["rougeL"])
+
+
+def test_perplexity_domains_have_no_per_sample_primary_scores() -> None:
+    assert sample_scores("creative", ["a b"], ["a c"]) == {}

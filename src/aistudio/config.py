@@ -493,7 +493,7 @@ class GatesConfig(Strict):
     # (metrics.PRIMARY_METRICS: pass@1 and ROUGE-L in absolute points, perplexity as a relative
     # reduction); a domain left out must at least match the base (margin 0).
     min_primary_gain: dict[str, float] = Field(default_factory=dict)
-    # Where the primary metric is scored per sample (pass@1), a gain below the margin holds the
+    # Where the primary metric is scored per sample (pass@1, ROUGE-L), a gain under the margin holds the
     # candidate only when the shortfall is beyond sampling noise: the one-sided upper confidence
     # bound of the paired gain (served vs base on the same samples) is below the margin too.
     # 0.5 = the point estimate alone.

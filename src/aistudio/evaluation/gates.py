@@ -6,7 +6,7 @@ A *summary* (of the candidate, or of the champion as the registry stored it) is
      "base":      {"<domain>": {"perplexity", <the domain's primary metric>}},
      "behaviour": {"<domain>": {"invariance_share", "functionality_pass_rate"}},
      "samples":   {"<domain>": <test records the served form was measured on>},
-     "paired":    {"<domain>": {"n", "gain_se"}},   # primary metric scored per sample (pass@1)
+     "paired":    {"<domain>": {"n", "gain_se"}},   # primary metric scored per sample (pass@1, ROUGE-L)
      "quantized_perplexity_increase": <served variant + LoRA vs fp32 + LoRA, worst domain>}
 
 where "domains" holds the metrics of the *served* form and "base" those of the bare base model

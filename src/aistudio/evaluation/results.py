@@ -15,7 +15,7 @@ FORMS: tuple[str, ...] = ("base", "domain", "lora", "quantized_lora")
 class FormResult:
     """Metrics of one form on one domain; `examples` are a few (prompt, reference, prediction) rows.
 
-    `scores` holds, for a metric scored per sample (pass@1), each sample's score in record order:
+    `scores` holds, for a metric scored per sample (pass@1, ROUGE-L), each sample's score in record order:
     two forms measured on the same records pair up sample by sample (the gates' noise allowance).
     """
 
